@@ -1,0 +1,119 @@
+package profile
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// MaxEventIDLen bounds the length of a combined batch event id. A longer combination is replaced
+// by "sha256:" and the hex SHA-256 of the joined ids, which is as stable across retries as the
+// ids themselves and keeps de-duplication keys small.
+const MaxEventIDLen = 512
+
+// text is a JSON scalar read as a string whatever its JSON type: providers are not consistent
+// about quoting numbers (MessageBird's msisdn, some phone numbers), and a routing field or an id
+// must not be lost to that. Objects, arrays and null read as "".
+type text string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *text) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	switch b[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = text(s)
+	case '{', '[', 'n':
+		// Objects, arrays and null carry no scalar: leave the field empty.
+	default:
+		*t = text(b) // number or boolean, verbatim
+	}
+	return nil
+}
+
+// decodeJSON decodes body into v. A body that is not JSON fails; a JSON value of an unexpected
+// shape (an object where a list was expected, ...) only leaves the mismatched fields empty, as
+// encoding/json does for type errors, so what could be read still counts.
+func decodeJSON(body []byte, v any) bool {
+	err := json.Unmarshal(body, v)
+	if err == nil {
+		return true
+	}
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &te)
+}
+
+// looksJSON reports whether body starts, after white space, with a JSON object or array.
+func looksJSON(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}
+
+// ids collects the item ids of a batch in payload order.
+type ids struct {
+	parts   []string
+	missing bool // an item had no id: the batch as a whole has none
+}
+
+// add appends one item's id; parts are joined with ":" and the id is missing if base is empty.
+// An empty suffix part is left out (a status callback without a status keeps its bare id).
+func (s *ids) add(base string, suffix ...string) {
+	if base == "" {
+		s.missing = true
+		return
+	}
+	id := base
+	for _, p := range suffix {
+		if p != "" {
+			id += ":" + p
+		}
+	}
+	s.parts = append(s.parts, id)
+}
+
+// String returns the combined event id: "" if any item had no id or there were no items.
+func (s *ids) String() string {
+	if s.missing || len(s.parts) == 0 {
+		return ""
+	}
+	joined := strings.Join(s.parts, ",")
+	if len(joined) > MaxEventIDLen {
+		sum := sha256.Sum256([]byte(joined))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return joined
+}
+
+// fields builds a routing field map from name/value pairs, leaving out empty values.
+func fields(kv ...string) map[string]string {
+	var m map[string]string
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		if m == nil {
+			m = make(map[string]string, len(kv)/2)
+		}
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// first returns the first non-empty string.
+func first(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
