@@ -41,6 +41,9 @@ type Request struct {
 	Body []byte
 	// RemoteAddr is the TCP peer address ("ip:port").
 	RemoteAddr string
+	// Host is the Host the request was sent to (http.Request.Host). Only
+	// used to rebuild the public URL when PublicURL is empty.
+	Host string
 }
 
 // Verifier checks one authentication scheme.
