@@ -9,10 +9,20 @@ import (
 	"strings"
 )
 
-// MaxEventIDLen bounds the length of a combined batch event id. A longer combination is replaced
-// by "sha256:" and the hex SHA-256 of the joined ids, which is as stable across retries as the
-// ids themselves and keeps de-duplication keys small.
+// MaxEventIDLen bounds the length of an event id or order key. A longer one (a large batch's
+// combined ids, an oversized header) is replaced by "sha256:" and the hex SHA-256 of its value,
+// which is as stable across retries as the value itself and keeps de-duplication and ordering
+// keys small.
 const MaxEventIDLen = 512
+
+// bounded returns s, or its digest when s is longer than MaxEventIDLen.
+func bounded(s string) string {
+	if len(s) <= MaxEventIDLen {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
 
 // text is a JSON scalar read as a string whatever its JSON type: providers are not consistent
 // about quoting numbers (MessageBird's msisdn, some phone numbers), and a routing field or an id
@@ -85,12 +95,7 @@ func (s *ids) String() string {
 	if s.missing || len(s.parts) == 0 {
 		return ""
 	}
-	joined := strings.Join(s.parts, ",")
-	if len(joined) > MaxEventIDLen {
-		sum := sha256.Sum256([]byte(joined))
-		return "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return joined
+	return strings.Join(s.parts, ",")
 }
 
 // fields builds a routing field map from name/value pairs, leaving out empty values.

@@ -4,15 +4,19 @@ package profile
 // entry[].changes[].value) that carries ids, senders and routing fields. Gupshup's v3 callbacks
 // use the same shape with the app id beside it.
 type metaPayload struct {
-	Object  text `json:"object"`
-	GSAppID text `json:"gs_app_id"` // Gupshup v3 only
-	Entry   []struct {
-		ID      text `json:"id"`
-		Changes []struct {
-			Field text      `json:"field"`
-			Value metaValue `json:"value"`
-		} `json:"changes"`
-	} `json:"entry"`
+	Object  text        `json:"object"`
+	GSAppID text        `json:"gs_app_id"` // Gupshup v3 only
+	Entry   []metaEntry `json:"entry"`
+}
+
+type metaEntry struct {
+	ID      text         `json:"id"`
+	Changes []metaChange `json:"changes"`
+}
+
+type metaChange struct {
+	Field text      `json:"field"`
+	Value metaValue `json:"value"`
 }
 
 type metaValue struct {

@@ -70,11 +70,11 @@ type Options struct {
 type Result struct {
 	// EventID is the provider's id of the event, used for de-duplication; "" means unknown (the
 	// event is not de-duplicated). For a batch it is the combination of all items' ids, joined
-	// with "," in payload order (see [MaxEventIDLen] for long batches); if any item of a batch has
-	// no id, EventID is "".
+	// with "," in payload order; if any item of a batch has no id, EventID is "". Ids longer than
+	// [MaxEventIDLen] are replaced by their digest.
 	EventID string
 	// OrderKey is the end user the event belongs to (the sender of a message, the recipient of a
-	// status); "" means none (the event is not ordered).
+	// status); "" means none (the event is not ordered). Bounded like EventID.
 	OrderKey string
 	// Fields are the routing fields, by the provider's own leaf names, read from the first item
 	// of a batch. Fields absent from the payload are absent from the map; nil when there are none.
@@ -163,6 +163,8 @@ func (p *Profile) Classify(r *Request, o Options) Result {
 	if len(res.Fields) == 0 {
 		res.Fields = nil
 	}
+	res.EventID = bounded(res.EventID)
+	res.OrderKey = bounded(res.OrderKey)
 	return res
 }
 

@@ -61,6 +61,146 @@ func fixtureCases() []fixtureCase {
 		{provider: "meta", file: "meta/template_status_update.json", want: Result{
 			Fields: map[string]string{"waba_id": "102290129340398"}, Kind: KindEvent,
 		}},
+
+		// Twilio: form parameters; Event Streams JSON.
+		{provider: "twilio", file: "twilio/inbound_whatsapp.form", want: Result{
+			EventID: "SM1f0e8ae6ade43cb3c0ce4525424e404f:received", OrderKey: "whatsapp:+16505551234", Kind: KindMessage,
+			Fields: map[string]string{"To": "whatsapp:+14155238886", "From": "whatsapp:+16505551234", "AccountSid": "ACae6e420f425248d6a26948c17a9e2acf"},
+		}},
+		{provider: "twilio", file: "twilio/inbound_sms.form", want: Result{
+			EventID: "SMb711289e438f577f230f5837e9c74a08:received", OrderKey: "+31612345678", Kind: KindMessage,
+			Fields: map[string]string{"To": "+3197014204768", "From": "+31612345678", "AccountSid": "ACf54dd7a47a8011d65b54d472a7190549"},
+		}},
+		{provider: "twilio", file: "twilio/status_sent.form", want: twilioStatus("sent")},
+		{provider: "twilio", file: "twilio/status_delivered.form", want: twilioStatus("delivered")},
+		{provider: "twilio", file: "twilio/status_read.form", want: twilioStatus("read")},
+		{provider: "twilio", file: "twilio/eventstreams_delivered.json", want: Result{
+			EventID: "SM0000000000000000000000000000001:DELIVERED", OrderKey: "+11234567890", Kind: KindStatus,
+			Fields: map[string]string{"To": "+11234567890", "From": "+12345678901", "AccountSid": "AC0000000000000000000000000000001"},
+		}},
+		{provider: "twilio", file: "twilio/eventstreams_inbound.json", want: Result{
+			EventID: "SM0000000000000000000000000000002:received", OrderKey: "+11234567890", Kind: KindMessage,
+			Fields: map[string]string{"To": "+12345678901", "From": "+11234567890", "AccountSid": "AC0000000000000000000000000000001"},
+		}},
+
+		// Infobip: results[]; reports are keyed by the end user they went to.
+		{provider: "infobip", file: "infobip/inbound_text.json", want: Result{
+			EventID: "ABEGOFl3VCQoAhBalbc6rTQT6mgS29EmGZ7a", OrderKey: "385919998888", Kind: KindMessage,
+			Fields: map[string]string{"to": "447860099299", "from": "385919998888"},
+		}},
+		{provider: "infobip", file: "infobip/inbound_two_results.json", want: Result{
+			EventID:  "ABEGOFl3VCQoAhAqnlmSd2FKPOaraEaS0rPQ,ABEGOFl3VCQoAhAqnlmSd2FKPOaraEaS0rPR",
+			OrderKey: "385919998888", Kind: KindMessage,
+			Fields: map[string]string{"to": "447860099299", "from": "385919998888"},
+		}},
+		{provider: "infobip", file: "infobip/report_delivered.json", want: Result{
+			EventID: "fb469d73-d362-463f-b30f-1e959b53badc:DELIVERED_TO_HANDSET", OrderKey: "41793026731", Kind: KindStatus,
+			Fields: map[string]string{"to": "41793026731"},
+		}},
+		{provider: "infobip", file: "infobip/report_two_results.json", want: Result{
+			EventID:  "45db39c3-7822-4e72-a3ec-c87442c0ffz9:DELIVERED_TO_HANDSET,12db39c3-7822-4e72-a3ec-c87442c0ffc5:PENDING_ACCEPTED",
+			OrderKey: "41793026727", Kind: KindStatus,
+			Fields: map[string]string{"to": "41793026727"},
+		}},
+		{provider: "infobip", file: "infobip/seen_report.json", want: Result{
+			EventID: "fb469d73-d362-463f-b30f-1e959b53badc:SEEN", OrderKey: "41793026731", Kind: KindStatus,
+			Fields: map[string]string{"to": "41793026731", "from": "447860099299"},
+		}},
+
+		// Gupshup: v2 and the Meta-format v3.
+		{provider: "gupshup", file: "gupshup/inbound_text_v2.json", want: Result{
+			EventID: "ABEGkYaYVSEEAhAL3SLAWwHKeKrt6s3FKB0c", OrderKey: "918x98xx21x4", Kind: KindMessage,
+			Fields: map[string]string{"app": "DemoApp", "source": "918x98xx21x4"},
+		}},
+		{provider: "gupshup", file: "gupshup/event_sent_v2.json", want: gupshupEvent("sent")},
+		{provider: "gupshup", file: "gupshup/event_delivered_v2.json", want: gupshupEvent("delivered")},
+		{provider: "gupshup", file: "gupshup/event_read_v2.json", want: gupshupEvent("read")},
+		{provider: "gupshup", file: "gupshup/user_event_v2.json", want: Result{
+			OrderKey: "918x98xx21x4", Kind: KindEvent, Fields: map[string]string{"app": "DemoApp"},
+		}},
+		{provider: "gupshup", file: "gupshup/event_enqueued_v3.json", want: Result{
+			EventID:  "wamid.HBgMOTE5MTYzODA1ODczFQIAERgSNkZCMThGMEEwQzJDOUFGQjFBAA==:enqueued",
+			OrderKey: "9191****873", Kind: KindStatus,
+			Fields: map[string]string{"app": "82ed52f4-30c0-4f12-81b4-e7ad07bd41de"},
+		}},
+
+		{provider: "karix", file: "karix/inbound_text.json", want: Result{
+			EventID: "ABEGkZmWEHVtAgo-sLFB7EbPeLOp", OrderKey: "919876543210", Kind: KindMessage,
+			Fields: map[string]string{"channel": "WABA", "from": "919876543210", "to": "918047190000"},
+		}},
+		{provider: "karix", file: "karix/delivery_delivered.json", want: Result{
+			EventID: "gBEGkZmWEHVtAgkU5pXm6jLMQsE:delivered", OrderKey: "919876543210", Kind: KindStatus,
+			Fields: map[string]string{"channel": "WABA", "from": "918047190000", "to": "919876543210"},
+		}},
+
+		{provider: "netcore", file: "netcore/incoming_text.json", want: Result{
+			EventID: "ABEGkZIgEEFXAhAvNPBJnwU5Y6xR", OrderKey: "919201053157", Kind: KindMessage,
+			Fields: map[string]string{"from": "919201053157", "to": "912249757556"},
+		}},
+		{provider: "netcore", file: "netcore/delivery_status.json", want: Result{
+			EventID:  "8d0e3b4a-6a0e-4d45-9d2a-7a4e0f7b2c11:delivered,1f2a9c77-0b3e-4a8e-a1f2-5b6c7d8e9f00:read",
+			OrderKey: "919201053157", Kind: KindStatus,
+			Fields: map[string]string{"recipient": "919201053157"},
+		}},
+
+		{provider: "webex", file: "webex/inbound_text.json", want: Result{
+			EventID: "ABGGFEdwCQNvAgo6AnMJ1sBcJpXD", OrderKey: "447700900123", Kind: KindMessage,
+			Fields: map[string]string{"appId": "WA21046398"},
+		}},
+		{provider: "webex", file: "webex/delivery_receipt.json", want: Result{
+			EventID: "7f3af32c-8d6a-4173-b1c8-4805135ada71:Delivered", OrderKey: "447700900123", Kind: KindStatus,
+		}},
+
+		{provider: "vonage", file: "vonage/inbound_text.json", want: Result{
+			EventID: "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", OrderKey: "447700900001", Kind: KindMessage,
+			Fields: map[string]string{"to": "447700900000", "from": "447700900001", "channel": "whatsapp"},
+		}},
+		{provider: "vonage", file: "vonage/status_delivered.json", want: Result{
+			EventID: "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab:delivered", OrderKey: "447700900000", Kind: KindStatus,
+			Fields: map[string]string{"to": "447700900000", "from": "447700900001", "channel": "whatsapp"},
+		}},
+
+		{provider: "messagebird", file: "messagebird/message_created.json", want: Result{
+			EventID: "6fe65b9b3a754c229b84ec6f2b8b7c12:received", OrderKey: "31612345678", Kind: KindMessage,
+			Fields: map[string]string{"channelId": "619747f69cf940a98fb443140ce9aed2", "platform": "whatsapp"},
+		}},
+		{provider: "messagebird", file: "messagebird/message_updated.json", want: Result{
+			EventID: "e0f1a2b3c4d54e6f8a9b0c1d2e3f4a5b:delivered", OrderKey: "31612345678", Kind: KindStatus,
+			Fields: map[string]string{"channelId": "619747f69cf940a98fb443140ce9aed2", "platform": "whatsapp"},
+		}},
+
+		{provider: "sinch", file: "sinch/message_inbound.json", want: Result{
+			EventID: "01EKJ0KAXGK9VM0E0GWZ0XSWWN", OrderKey: "01EKA07N79THJ20WSN6AS30TMW", Kind: KindMessage,
+			Fields: map[string]string{"app_id": "01EB37HMH1M6SV18ASNS3G135H", "project_id": "c36f3d3d-1513-4edd-ae42-11995557ff61", "channel": "WHATSAPP"},
+		}},
+		{provider: "sinch", file: "sinch/delivery_report.json", want: Result{
+			EventID: "01EKJ0T9QBFM6V9M1M1SX4ZB7D:DELIVERED", OrderKey: "01EKA07N79THJ20WSN6AS30TMW", Kind: KindStatus,
+			Fields: map[string]string{"app_id": "01EB37HMH1M6SV18ASNS3G135H", "project_id": "c36f3d3d-1513-4edd-ae42-11995557ff61", "channel": "WHATSAPP"},
+		}},
+
+		{provider: "standard", file: "standard/contact_created.json",
+			header: http.Header{"Webhook-Id": {"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"}},
+			want:   Result{EventID: "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", Kind: KindEvent, Fields: map[string]string{"type": "contact.created"}},
+		},
+		{provider: "generic", file: "generic/event.json",
+			header: http.Header{"X-Event-Id": {" evt_3f7a9c "}, "X-Customer": {"cust_0042"}},
+			opts:   Options{EventIDHeader: "X-Event-Id", OrderKeyHeader: "X-Customer"},
+			want:   Result{EventID: "evt_3f7a9c", OrderKey: "cust_0042", Kind: KindEvent},
+		},
+	}
+}
+
+func twilioStatus(status string) Result {
+	return Result{
+		EventID: "SM3b8f4b2e5bd14d7f8e6f1c8f0f6a1c11:" + status, OrderKey: "whatsapp:+16505551234", Kind: KindStatus,
+		Fields: map[string]string{"To": "whatsapp:+16505551234", "From": "whatsapp:+14155238886", "AccountSid": "ACae6e420f425248d6a26948c17a9e2acf"},
+	}
+}
+
+func gupshupEvent(typ string) Result {
+	return Result{
+		EventID: "gBEGkYaYVSEEAgnZxQ3JmKK6Wvg:" + typ, OrderKey: "91XX985XX10X", Kind: KindStatus,
+		Fields: map[string]string{"app": "DemoAPI"},
 	}
 }
 
