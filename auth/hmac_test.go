@@ -58,11 +58,11 @@ func TestHMAC(t *testing.T) {
 	t.Run("malformed", func(t *testing.T) {
 		hexPart := strings.TrimPrefix(good, "sha256=")
 		for _, bad := range []string{
-			hexPart,                         // prefix required
-			"sha256=" + hexPart[:62],        // short
-			"sha256=" + hexPart + "00",      // long
-			"sha256=zz" + hexPart[2:],       // not hex
-			"sha1=" + hexPart,               // other prefix
+			hexPart,                    // prefix required
+			"sha256=" + hexPart[:62],   // short
+			"sha256=" + hexPart + "00", // long
+			"sha256=zz" + hexPart[2:],  // not hex
+			"sha1=" + hexPart,          // other prefix
 			"sha256=" + hexPart[:31] + " " + hexPart[32:],
 		} {
 			wantReason(t, v.Verify(req(bad, body)), ReasonMalformed)

@@ -7,8 +7,10 @@ import (
 )
 
 // Twilio request validator vectors, copied from
-//   twilio/twilio-go   client/request_validator_test.go
-//   twilio/twilio-python tests/unit/test_request_validator.py
+//
+//	twilio/twilio-go   client/request_validator_test.go
+//	twilio/twilio-python tests/unit/test_request_validator.py
+//
 // (auth token "12345", URL https://mycompany.com/myapp.php?foo=1&bar=2).
 const (
 	twilioToken    = "12345"
