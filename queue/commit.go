@@ -1,0 +1,400 @@
+package queue
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// op is one request to the committer. apply runs in the committer goroutine against the batch's
+// transaction; after (set by apply, may be nil) runs once the batch is committed, and for a
+// durable op only once it is also synced, before the caller is woken.
+type op struct {
+	apply   func(w *writer) error
+	after   func()
+	durable bool
+	err     error
+	done    chan struct{}
+}
+
+// writer is the committer's transaction for one batch; it starts a new transaction when the
+// current one reaches its budget.
+type writer struct {
+	q       *Queue
+	txn     *badger.Txn
+	entries int
+	bytes   int
+}
+
+func (w *writer) set(e *badger.Entry) error {
+	w.entries++
+	if len(e.Value) < valueThreshold {
+		w.bytes += len(e.Key) + len(e.Value)
+	} else {
+		w.bytes += len(e.Key) + 16
+	}
+	err := w.txn.SetEntry(e)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err = w.flush(); err == nil {
+			err = w.txn.SetEntry(e)
+		}
+	}
+	return err
+}
+
+func (w *writer) delete(k []byte) error {
+	w.entries++
+	w.bytes += len(k)
+	err := w.txn.Delete(k)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err = w.flush(); err == nil {
+			err = w.txn.Delete(k)
+		}
+	}
+	return err
+}
+
+func (w *writer) exists(k []byte) (bool, error) {
+	_, err := w.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// full reports whether the transaction should be committed before the next op.
+func (w *writer) full() bool {
+	return w.entries >= txnBudgetEntries || w.bytes >= txnBudgetBytes
+}
+
+// flush commits the current transaction (with the sequence number) and starts a new one.
+func (w *writer) flush() error {
+	if err := w.commit(); err != nil {
+		return err
+	}
+	w.txn = w.q.db.NewTransaction(true)
+	w.entries, w.bytes = 0, 0
+	return nil
+}
+
+func (w *writer) commit() error {
+	if w.q.seqDirty {
+		if err := w.txn.Set(keySeq, binary.BigEndian.AppendUint64(nil, w.q.seq)); err != nil {
+			w.txn.Discard()
+			return err
+		}
+		w.q.seqDirty = false
+	}
+	return w.txn.Commit()
+}
+
+// submit hands o to the committer and waits for it. No lock is held while waiting for room in
+// the channel: Close first marks the queue closed, then waits for the senders already past that
+// check, and only then stops the committer.
+func (q *Queue) submit(ctx context.Context, o *op) error {
+	o.done = make(chan struct{})
+	q.mu.RLock()
+	if q.closed {
+		q.mu.RUnlock()
+		return ErrClosed
+	}
+	q.senders.Add(1)
+	q.mu.RUnlock()
+	select {
+	case q.ops <- o:
+		q.senders.Done()
+	case <-ctx.Done():
+		q.senders.Done()
+		return ctx.Err()
+	}
+	<-o.done
+	return o.err
+}
+
+// committer is the only goroutine that writes to the database.
+func (q *Queue) committer() {
+	defer q.wg.Done()
+	batch := make([]*op, 0, maxBatchOps)
+	for {
+		var first *op
+		select {
+		case first = <-q.ops:
+		case <-q.closing:
+			// Close holds no lock now and no new op can be sent: finish what was queued.
+			for {
+				select {
+				case o := <-q.ops:
+					batch = append(batch, o)
+					if len(batch) == maxBatchOps {
+						q.runBatch(batch)
+						batch = batch[:0]
+					}
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				q.runBatch(batch)
+			}
+			return
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < maxBatchOps {
+			select {
+			case o := <-q.ops:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		q.runBatch(batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+func (q *Queue) runBatch(batch []*op) {
+	w := &writer{q: q, txn: q.db.NewTransaction(true)}
+	for _, o := range batch {
+		if w.full() {
+			if err := w.flush(); err != nil {
+				q.failBatch(batch, err)
+				return
+			}
+		}
+		o.err = o.apply(w)
+		if o.err != nil {
+			o.after = nil
+		}
+	}
+	if err := w.commit(); err != nil {
+		q.failBatch(batch, err)
+		return
+	}
+	durable := false
+	for _, o := range batch {
+		if o.durable && o.err == nil {
+			durable = true
+			continue
+		}
+		q.finish(o)
+	}
+	if !durable {
+		return
+	}
+	err := q.db.Sync()
+	q.syncs.Add(1)
+	for _, o := range batch {
+		if o.durable && o.err == nil {
+			if err != nil {
+				o.err = err
+				o.after = nil
+			}
+			q.finish(o)
+		}
+	}
+}
+
+func (q *Queue) finish(o *op) {
+	if o.after != nil {
+		o.after()
+	}
+	close(o.done)
+}
+
+func (q *Queue) failBatch(batch []*op, err error) {
+	q.log.Error("queue: commit failed", "err", err)
+	for _, o := range batch {
+		if o.err == nil {
+			o.err = err
+		}
+		o.after = nil
+		close(o.done)
+	}
+}
+
+// completeEvent handles an event none of whose deliveries remain: it is deleted, or kept for
+// Options.Retain.
+func (q *Queue) completeEvent(w *writer, id string, now time.Time) error {
+	if q.o.Retain > 0 {
+		return w.set(badger.NewEntry(retainKey(now.Add(q.o.Retain), id), nil))
+	}
+	return q.deleteEvent(w, id)
+}
+
+func (q *Queue) deleteEvent(w *writer, id string) error {
+	k := eventKey(id)
+	if q.o.InMemory {
+		if it, err := w.txn.Get(k); err == nil {
+			q.inMemLive.Add(-it.ValueSize())
+		}
+	}
+	return w.delete(k)
+}
+
+// referenced reports whether any of backends still has a pending delivery or a dead letter for
+// event id, as seen by the committer's transaction.
+func referenced(w *writer, id string, backends []string) (bool, error) {
+	for _, b := range backends {
+		for _, p := range [][]byte{prefixPending, prefixDead} {
+			ok, err := w.exists(deliveryKey(p, b, id))
+			if err != nil || ok {
+				return ok, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// releaseEvent completes event id if nothing references it any more (the caller has already
+// deleted its own delivery in this transaction).
+func (q *Queue) releaseEvent(w *writer, id string, backends []string, now time.Time) error {
+	ref, err := referenced(w, id, backends)
+	if err != nil || ref {
+		return err
+	}
+	return q.completeEvent(w, id, now)
+}
+
+// releaseEventNow is releaseEvent without retention, for purges.
+func (q *Queue) releaseEventNow(w *writer, id string, backends []string) error {
+	ref, err := referenced(w, id, backends)
+	if err != nil || ref {
+		return err
+	}
+	return q.deleteEvent(w, id)
+}
+
+// Size returns the database's disk use in bytes: the last measurement (taken about every
+// second) plus the bytes written since. In InMemory mode it is the estimated size of the stored
+// events.
+func (q *Queue) Size() int64 {
+	if q.o.InMemory {
+		return q.inMemLive.Load()
+	}
+	return q.sizeMeasured.Load() + q.sizeSince.Load()
+}
+
+func (q *Queue) measureSize() {
+	if q.o.InMemory {
+		return
+	}
+	var total int64
+	_ = filepath.WalkDir(q.o.Dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if fi, err := d.Info(); err == nil {
+			total += diskUsage(fi)
+		}
+		return nil
+	})
+	q.sizeSince.Store(0)
+	q.sizeMeasured.Store(total)
+}
+
+func (q *Queue) sizeLoop() {
+	defer q.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			q.measureSize()
+		case <-q.closing:
+			return
+		}
+	}
+}
+
+// gcLoop runs Badger's value-log GC every interval, repeating while it rewrites files.
+func (q *Queue) gcLoop(interval time.Duration) {
+	defer q.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-q.closing:
+			return
+		}
+		for {
+			err := q.db.RunValueLogGC(gcDiscardRatio)
+			if err == nil {
+				select {
+				case <-q.closing:
+					return
+				default:
+				}
+				continue
+			}
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				q.log.Warn("queue: value-log gc", "err", err)
+			}
+			break
+		}
+		q.gcRuns.Add(1)
+	}
+}
+
+// reapLoop deletes retained events whose retention has expired, about every second of the
+// queue's clock.
+func (q *Queue) reapLoop() {
+	defer q.wg.Done()
+	for {
+		t := q.clock.NewTimer(time.Second)
+		select {
+		case <-t.C():
+		case <-q.closing:
+			t.Stop()
+			return
+		}
+		if err := q.reap(); err != nil && !errors.Is(err, ErrClosed) {
+			q.log.Warn("queue: delete retained events", "err", err)
+		}
+	}
+}
+
+func (q *Queue) reap() error {
+	for {
+		n := 0
+		o := &op{}
+		o.apply = func(w *writer) error {
+			now := q.clock.Now()
+			var keys [][]byte
+			it := w.txn.NewIterator(badger.IteratorOptions{Prefix: prefixRetain})
+			for it.Rewind(); it.Valid() && len(keys) < 1000; it.Next() {
+				k := it.Item().KeyCopy(nil)
+				if len(k) < len(prefixRetain)+8 ||
+					int64(binary.BigEndian.Uint64(k[len(prefixRetain):])) > now.UnixNano() {
+					break
+				}
+				keys = append(keys, k)
+			}
+			it.Close()
+			for _, k := range keys {
+				if err := w.delete(k); err != nil {
+					return err
+				}
+				if err := q.deleteEvent(w, string(k[len(prefixRetain)+8:])); err != nil {
+					return err
+				}
+			}
+			n = len(keys)
+			return nil
+		}
+		if err := q.submit(context.Background(), o); err != nil {
+			return err
+		}
+		if n < 1000 {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,25 @@
+// Package queue is edgerelay's durable event queue and per-backend delivery scheduler, built on
+// Badger (github.com/dgraph-io/badger/v4).
+//
+// Start with Open and Options. The relay calls Enqueue for every authenticated callback and
+// answers the provider only when Enqueue returns: by then the event and one pending delivery per
+// backend are fsynced. Concurrent Enqueues share one fsync (group commit): a single committer
+// goroutine is the only writer of the database; it takes every request waiting for it, writes
+// them in one transaction, syncs once and wakes all their callers.
+//
+// Delivery is pulled: a delivery worker for a backend calls Next, which blocks until a delivery
+// is due and allowed by the ordering rules, leases it (in memory only) and returns it with its
+// event. The worker then reports the outcome with Ack, Retry, Dead or Release. Leases are never
+// persisted, so after a crash or restart every delivery that was not acknowledged or dead-lettered
+// is pending again, with the attempt count that was recorded for it.
+//
+// Ordering: deliveries of one backend that share a non-empty OrderKey go one at a time, in arrival
+// order (event ids sort in arrival order). A delivery that has been attempted and is waiting for
+// its retry time keeps the key; a dead letter releases it. A replayed dead letter goes back to
+// its original arrival position: before every pending delivery of its key that has not been
+// attempted yet, after one that has (it holds the key).
+//
+// Memory: each backend keeps at most Options.Window pending deliveries in memory (a prefix of its
+// deliveries in arrival order) and streams the rest from Badger as room frees up. The queue never
+// performs HTTP and knows nothing of configuration files.
+package queue

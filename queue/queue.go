@@ -1,0 +1,576 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrFull is returned by Enqueue when the database is over Options.MaxSize.
+	ErrFull = errors.New("queue: full")
+	// ErrClosed is returned by every operation once Close has been called.
+	ErrClosed = errors.New("queue: closed")
+	// ErrNotFound is returned when an event or dead letter does not exist.
+	ErrNotFound = errors.New("queue: not found")
+	// ErrLeaseDone is returned by Ack, Retry and Dead on a lease that was already completed or
+	// released, or that belongs to another queue.
+	ErrLeaseDone = errors.New("queue: lease already completed")
+)
+
+// Defaults of Options.
+const (
+	DefaultGCInterval = time.Minute
+	DefaultWindow     = 10000
+)
+
+// Badger tuning. The relay must stay within about 150 MB RSS at 10k events/s, so the memory
+// Badger may take is bounded explicitly instead of using its defaults (64 MB memtables x 5,
+// 256 MB block cache):
+//   - memtables: 16 MB x 3. Bodies live in the value log (see valueThreshold), so a memtable
+//     holds only keys, small delivery records and value pointers: 16 MB is tens of thousands of
+//     events, and a third table lets writes continue while two are being flushed.
+//   - valueThreshold 1 KB: event records (headers + body, typically 1-5 KB) go to the value log,
+//     written once and never rewritten by LSM compaction; delivery records, de-duplication entries
+//     and other small keys stay in the LSM tree, which therefore stays small and cheap to compact.
+//   - value-log files of 64 MB: small enough that GC reclaims space in reasonable steps and
+//     MaxSize is meaningful, large enough to hold a body of several MB.
+//   - no block compression and no block cache: the LSM tree holds small, short-lived records and
+//     is read through mmap; compressing it would only cost CPU. The index cache is bounded (8 MB)
+//     so a large backlog cannot grow the heap with table indexes and bloom filters.
+//   - 2 compactors and 2 goroutines for streams: this runs on small (2-core) machines.
+//   - no conflict detection: the committer goroutine is the only writer.
+//
+// In-memory mode keeps values inline, so its memtables are larger to fit multi-MB bodies in
+// one transaction (a transaction may use 15% of a memtable).
+const (
+	memTableSize      = 16 << 20
+	numMemtables      = 3
+	valueThreshold    = 1 << 10
+	valueLogFileSize  = 64 << 20
+	indexCacheSize    = 8 << 20
+	inMemMemTableSize = 64 << 20
+
+	// maxBatchOps bounds how many requests the committer takes into one batch.
+	maxBatchOps = 4096
+	// txnBudget bounds the entries of one Badger transaction, well under Badger's own limit
+	// (15% of the memtable / node size), so an event's writes are never split across two
+	// transactions by ErrTxnTooBig.
+	txnBudgetEntries = 3000
+	txnBudgetBytes   = 1 << 20
+	// gcDiscardRatio: a value-log file is rewritten when at least half of it is garbage.
+	gcDiscardRatio = 0.5
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the Badger directory, created if missing. Required unless InMemory.
+	Dir string
+	// InMemory runs Badger without files, for tests. Nothing survives Close. Default false.
+	InMemory bool
+	// MaxSize is the disk use in bytes (LSM tree + value log + WAL, as allocated on disk) at or
+	// beyond which Enqueue returns ErrFull. 0 (default) means no limit. Disk use is measured
+	// about every second and estimated in between from the bytes written; in InMemory mode it
+	// is the estimated size of the stored events.
+	MaxSize int64
+	// Retain is how long a fully delivered event stays readable through Get. 0 (default) deletes
+	// it as soon as its last delivery is acknowledged.
+	Retain time.Duration
+	// GCInterval is the period of Badger's value-log garbage collection, which runs in its own
+	// goroutine. 0 means DefaultGCInterval (1 minute); negative disables it.
+	GCInterval time.Duration
+	// Window is the number of pending deliveries per backend held in memory by the scheduler;
+	// the rest are streamed from Badger in arrival order as room frees up. 0 means DefaultWindow
+	// (10000). Replayed dead letters may briefly push a backend over it.
+	Window int
+	// Clock supplies the time for due times, retries, de-duplication ages and retention.
+	// nil means the real clock.
+	Clock Clock
+	// Logger receives the queue's and Badger's log lines. nil discards them.
+	Logger *slog.Logger
+
+	// tweak lets white-box tests adjust Badger's options (small files to exercise GC).
+	tweak func(*badger.Options)
+}
+
+// Event is one callback stored by the queue.
+type Event struct {
+	// ID is assigned by Enqueue: 32 URL-safe characters, the first 16 a sequence number that
+	// sorts in arrival order within one database, the last 16 the database's random instance id,
+	// so ids are unique across restarts and across relay instances.
+	ID string
+	// Channel and Provider name where the callback came from.
+	Channel, Provider string
+	// ProviderEventID is the de-duplication key within the channel ("" = no de-duplication).
+	ProviderEventID string
+	// OrderKey groups events that must be delivered one at a time in arrival order on each
+	// backend ("" = unordered).
+	OrderKey string
+	// ReceivedAt is when the callback arrived; zero means the queue clock's Now at Enqueue.
+	ReceivedAt time.Time
+	// Method is the HTTP method of the callback.
+	Method string
+	// Path is the request path + "?" + raw query as received (informational).
+	Path string
+	// Header holds the callback's headers.
+	Header map[string][]string
+	// Body holds the raw body bytes.
+	Body []byte
+	// Backends lists the backends the event fans out to; each gets its own delivery.
+	// Duplicates are ignored.
+	Backends []string
+}
+
+// EnqueueResult is the outcome of Enqueue.
+type EnqueueResult struct {
+	// ID is the stored event's id, or for a duplicate the id of the original event.
+	ID string
+	// Duplicate reports that nothing was stored because the event was seen within the window.
+	Duplicate bool
+}
+
+// Queue is the durable queue. Its methods are safe for concurrent use.
+type Queue struct {
+	o      Options
+	clock  Clock
+	log    *slog.Logger
+	db     *badger.DB
+	window int
+
+	instance string // 16 hex chars
+	seq      uint64 // last sequence handed out; committer only
+	seqDirty bool   // committer only
+
+	// mu guards closed and the ops channel sends, so nothing is sent once Close has begun.
+	mu       sync.RWMutex
+	closed   bool
+	ops      chan *op
+	closing  chan struct{}
+	wg       sync.WaitGroup
+	senders  sync.WaitGroup // submits between the closed check and their send
+	once     sync.Once
+	closeErr error
+
+	schedMu sync.Mutex
+	scheds  map[string]*sched
+
+	sizeMeasured atomic.Int64 // disk use at the last measurement
+	sizeSince    atomic.Int64 // bytes written since the last measurement
+	inMemLive    atomic.Int64 // InMemory: estimated live bytes
+
+	commits atomic.Uint64 // events committed
+	syncs   atomic.Uint64 // fsyncs done by the committer
+	gcRuns  atomic.Uint64 // value-log GC cycles (tests)
+}
+
+// Open opens (or creates) the queue and loads the pending deliveries of every backend.
+func Open(o Options) (*Queue, error) {
+	if !o.InMemory && o.Dir == "" {
+		return nil, errors.New("queue: open: Dir is required unless InMemory")
+	}
+	q := &Queue{
+		o:       o,
+		clock:   o.Clock,
+		log:     o.Logger,
+		window:  o.Window,
+		ops:     make(chan *op, maxBatchOps),
+		closing: make(chan struct{}),
+		scheds:  map[string]*sched{},
+	}
+	if q.clock == nil {
+		q.clock = RealClock{}
+	}
+	if q.log == nil {
+		q.log = slog.New(slog.DiscardHandler)
+	}
+	if q.window <= 0 {
+		q.window = DefaultWindow
+	}
+	var bo badger.Options
+	if o.InMemory {
+		bo = badger.DefaultOptions("").WithInMemory(true).WithMemTableSize(inMemMemTableSize)
+	} else {
+		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("queue: open: %w", err)
+		}
+		bo = badger.DefaultOptions(o.Dir).
+			WithMemTableSize(memTableSize).
+			WithValueThreshold(valueThreshold).
+			WithValueLogFileSize(valueLogFileSize)
+	}
+	bo = bo.WithSyncWrites(false). // the committer syncs once per batch (group commit)
+					WithNumMemtables(numMemtables).
+					WithNumCompactors(2).
+					WithNumGoroutines(2).
+					WithCompression(options.None).
+					WithBlockCacheSize(0).
+					WithIndexCacheSize(indexCacheSize).
+					WithDetectConflicts(false).
+					WithMetricsEnabled(false).
+					WithLogger(badgerLogger{q.log})
+	if o.tweak != nil {
+		o.tweak(&bo)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open badger: %w", err)
+	}
+	q.db = db
+	if err := q.loadMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := q.loadCounts(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.measureSize()
+	q.wg.Add(2)
+	go q.committer()
+	go q.sizeLoop()
+	if gi := o.GCInterval; gi >= 0 && !o.InMemory {
+		if gi == 0 {
+			gi = DefaultGCInterval
+		}
+		q.wg.Add(1)
+		go q.gcLoop(gi)
+	}
+	if o.Retain > 0 {
+		q.wg.Add(1)
+		go q.reapLoop()
+	}
+	return q, nil
+}
+
+// loadMeta reads (or creates) the instance id and the last sequence number.
+func (q *Queue) loadMeta() error {
+	err := q.db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get(keyInstance)
+		switch {
+		case err == nil:
+			v, err := it.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			q.instance = hex.EncodeToString(v)
+		case errors.Is(err, badger.ErrKeyNotFound):
+			b := make([]byte, 8)
+			if _, err := rand.Read(b); err != nil {
+				return err
+			}
+			q.instance = hex.EncodeToString(b)
+			if err := txn.Set(keyInstance, b); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		it, err = txn.Get(keySeq)
+		switch {
+		case err == nil:
+			v, err := it.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) == 8 {
+				q.seq = binary.BigEndian.Uint64(v)
+			}
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		return nil
+	})
+	if err == nil {
+		err = q.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("queue: open: read metadata: %w", err)
+	}
+	return nil
+}
+
+// loadCounts counts the pending deliveries and dead letters of every backend and fills each
+// backend's window.
+func (q *Queue) loadCounts() error {
+	pending := map[string]int{}
+	dead := map[string]int{}
+	err := q.db.View(func(txn *badger.Txn) error {
+		for _, p := range []struct {
+			prefix []byte
+			m      map[string]int
+		}{{prefixPending, pending}, {prefixDead, dead}} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: p.prefix})
+			for it.Rewind(); it.Valid(); it.Next() {
+				b, _, ok := splitDeliveryKey(it.Item().Key())
+				if ok {
+					p.m[b]++
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: open: count deliveries: %w", err)
+	}
+	for b, n := range pending {
+		q.sched(b).pending = n
+	}
+	for b, n := range dead {
+		q.sched(b).dead = n
+	}
+	for _, s := range q.allScheds() {
+		s.mu.Lock()
+		err := s.refill()
+		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("queue: open: load backend %q: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// sched returns the scheduler of backend, creating it.
+func (q *Queue) sched(backend string) *sched {
+	q.schedMu.Lock()
+	defer q.schedMu.Unlock()
+	s := q.scheds[backend]
+	if s == nil {
+		s = newSched(q, backend)
+		q.scheds[backend] = s
+	}
+	return s
+}
+
+func (q *Queue) allScheds() []*sched {
+	q.schedMu.Lock()
+	defer q.schedMu.Unlock()
+	out := make([]*sched, 0, len(q.scheds))
+	for _, s := range q.scheds {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Close stops the queue: pending requests are finished, Next callers get ErrClosed, background
+// goroutines stop and Badger is closed. Leases still out are dropped (their deliveries are
+// pending at the next Open). Close is idempotent.
+func (q *Queue) Close() error {
+	q.once.Do(func() {
+		q.mu.Lock()
+		q.closed = true
+		q.mu.Unlock()
+		q.senders.Wait()
+		close(q.closing)
+		for _, s := range q.allScheds() {
+			s.mu.Lock()
+			s.broadcast()
+			s.mu.Unlock()
+		}
+		q.wg.Wait()
+		// Readers (Get, DeadLetters, Next loading an event) hold mu.RLock around database
+		// access; taking the write lock waits for them.
+		q.mu.Lock()
+		q.closeErr = q.db.Close()
+		q.mu.Unlock()
+		if q.closeErr != nil {
+			q.closeErr = fmt.Errorf("queue: close: %w", q.closeErr)
+		}
+	})
+	return q.closeErr
+}
+
+// view runs fn in a read transaction unless the queue is closed.
+func (q *Queue) view(fn func(txn *badger.Txn) error) error {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return ErrClosed
+	}
+	return q.db.View(fn)
+}
+
+// nextID hands out the next event id. Committer only.
+func (q *Queue) nextID(now time.Time) string {
+	// A hybrid clock: microseconds since the epoch, but always above the last one handed out,
+	// so ids keep arrival order even if the clock steps back or the process restarts.
+	s := uint64(now.UnixMicro())
+	if s <= q.seq {
+		s = q.seq + 1
+	}
+	q.seq = s
+	q.seqDirty = true
+	var b [32]byte
+	hex.Encode(b[:16], binary.BigEndian.AppendUint64(nil, s))
+	copy(b[16:], q.instance)
+	return string(b[:])
+}
+
+// Enqueue stores ev and one pending delivery per backend, and returns once they are synced to
+// disk. When dedupeWindow > 0 and ev.ProviderEventID != "", an earlier event of the same
+// (Channel, ProviderEventID) stored less than dedupeWindow ago makes ev a duplicate: nothing is
+// stored and the result carries the original id. On success ev.ID is set. ctx is honoured only
+// until the request is handed to the committer; after that Enqueue waits for the sync, which
+// takes milliseconds. Errors: ErrFull, ErrClosed, or a storage error.
+func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Duration) (EnqueueResult, error) {
+	if err := ctx.Err(); err != nil {
+		return EnqueueResult{}, err
+	}
+	if q.o.MaxSize > 0 && q.Size() >= q.o.MaxSize {
+		return EnqueueResult{}, ErrFull
+	}
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = q.clock.Now()
+	}
+	backends := uniq(ev.Backends)
+	for _, b := range backends {
+		if b == "" || containsNUL(b) {
+			return EnqueueResult{}, fmt.Errorf("queue: enqueue: invalid backend name %q", b)
+		}
+	}
+	if containsNUL(ev.Channel) {
+		return EnqueueResult{}, fmt.Errorf("queue: enqueue: invalid channel name %q", ev.Channel)
+	}
+	val := encodeEvent(ev)
+	var res EnqueueResult
+	o := &op{durable: true}
+	o.apply = func(w *writer) error {
+		now := q.clock.Now()
+		var dk []byte
+		if dedupeWindow > 0 && ev.ProviderEventID != "" {
+			dk = dedupeKey(ev.Channel, ev.ProviderEventID)
+			it, err := w.txn.Get(dk)
+			switch {
+			case err == nil:
+				var orig string
+				var created time.Time
+				var ok bool
+				if err := it.Value(func(v []byte) error {
+					orig, created, ok = decodeDedupe(v)
+					return nil
+				}); err != nil {
+					return err
+				}
+				if ok && now.Sub(created) < dedupeWindow {
+					res = EnqueueResult{ID: orig, Duplicate: true}
+					return nil
+				}
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return err
+			}
+		}
+		id := q.nextID(now)
+		if err := w.set(badger.NewEntry(eventKey(id), val)); err != nil {
+			return err
+		}
+		rec := &record{Due: now, ReceivedAt: ev.ReceivedAt, OrderKey: ev.OrderKey, Channel: ev.Channel,
+			Provider: ev.Provider, Backends: backends}
+		enc := rec.encode()
+		for _, b := range backends {
+			if err := w.set(badger.NewEntry(deliveryKey(prefixPending, b, id), enc)); err != nil {
+				return err
+			}
+		}
+		if dk != nil {
+			// Badger's TTL uses the wall clock; the age check above uses the queue clock.
+			e := badger.NewEntry(dk, encodeDedupe(id, now)).WithTTL(dedupeWindow)
+			if err := w.set(e); err != nil {
+				return err
+			}
+		}
+		if len(backends) == 0 {
+			if err := q.completeEvent(w, id, now); err != nil {
+				return err
+			}
+		}
+		res = EnqueueResult{ID: id}
+		q.commits.Add(1)
+		q.sizeSince.Add(int64(len(val) + 64*(len(backends)+2)))
+		if q.o.InMemory && len(backends) > 0 {
+			q.inMemLive.Add(int64(len(val)))
+		}
+		o.after = func() {
+			for _, b := range backends {
+				q.sched(b).enqueued(id, rec)
+			}
+		}
+		return nil
+	}
+	if err := q.submit(ctx, o); err != nil {
+		return EnqueueResult{}, err
+	}
+	if !res.Duplicate {
+		ev.ID = res.ID
+	}
+	return res, nil
+}
+
+func uniq(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		dup := false
+		for _, t := range out {
+			if t == s {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func containsNUL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// SyncStats returns the number of events committed and of fsyncs done since Open; their ratio
+// is the group-commit factor.
+func (q *Queue) SyncStats() (commits, syncs uint64) {
+	return q.commits.Load(), q.syncs.Load()
+}
+
+// badgerLogger sends Badger's log lines to slog; Badger's chatty INFO lines go to DEBUG.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,628 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// item is one pending delivery held in a backend's window.
+type item struct {
+	id       string
+	rec      *record // persisted state; replaced, never mutated, after a write
+	due      time.Time
+	ks       *keyState // nil when unordered
+	leased   bool
+	readyIdx int // index in sched.ready, -1 when not in it
+	idIdx    int // index in sched.byID
+}
+
+// started reports whether the delivery has recorded attempts: it then holds its order key.
+func (it *item) started() bool { return it.rec.Attempts > 0 }
+
+// pinned items are never evicted from the window: they are leased, or they hold their key.
+func (it *item) pinned() bool { return it.leased || it.started() }
+
+// keyState is one order key of one backend: its pending deliveries in the window, sorted by id.
+type keyState struct {
+	name     string
+	items    []*item
+	nStarted int
+	leased   *item
+	heaped   *item // the item of this key currently in the ready heap
+}
+
+// eligible is the key's next delivery: none while one is leased, else the one that has been
+// attempted (it holds the key), else the earliest.
+func (ks *keyState) eligible() *item {
+	if ks.leased != nil || len(ks.items) == 0 {
+		return nil
+	}
+	if ks.nStarted > 0 {
+		for _, it := range ks.items {
+			if it.started() {
+				return it
+			}
+		}
+	}
+	return ks.items[0]
+}
+
+// sched is the delivery scheduler of one backend.
+//
+// The window holds every pending delivery whose id is below bound (all of them when complete),
+// plus pinned deliveries above it; deliveries at or above bound that are not in memory are
+// streamed from Badger by refill in id (arrival) order. Because the window is a prefix in
+// arrival order, a key's earliest pending delivery is always in memory when any of its later
+// ones is, which is what per-key ordering needs.
+type sched struct {
+	q    *Queue
+	name string
+
+	mu       sync.Mutex
+	items    map[string]*item
+	keys     map[string]*keyState
+	ready    readyHeap // eligible deliveries not leased, by (due, id)
+	byID     idHeap    // every item, by id: the oldest pending
+	complete bool
+	bound    string
+	changed  chan struct{}
+
+	pending int // every pending delivery of the backend (window + disk), leased included
+	leased  int
+	dead    int
+}
+
+func newSched(q *Queue, name string) *sched {
+	return &sched{q: q, name: name, items: map[string]*item{}, keys: map[string]*keyState{},
+		changed: make(chan struct{})}
+}
+
+// broadcast wakes every Next waiting on this backend. Callers hold mu.
+func (s *sched) broadcast() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// add puts a delivery into the window. Callers hold mu.
+func (s *sched) add(id string, rec *record) *item {
+	it := &item{id: id, rec: rec, due: rec.Due, readyIdx: -1}
+	s.items[id] = it
+	heap.Push(&s.byID, it)
+	if rec.OrderKey == "" {
+		heap.Push(&s.ready, it)
+		return it
+	}
+	ks := s.keys[rec.OrderKey]
+	if ks == nil {
+		ks = &keyState{name: rec.OrderKey}
+		s.keys[rec.OrderKey] = ks
+	}
+	it.ks = ks
+	i := sort.Search(len(ks.items), func(i int) bool { return ks.items[i].id > id })
+	ks.items = append(ks.items, nil)
+	copy(ks.items[i+1:], ks.items[i:])
+	ks.items[i] = it
+	if it.started() {
+		ks.nStarted++
+	}
+	s.updateKey(ks)
+	return it
+}
+
+// remove takes a delivery out of the window. Callers hold mu.
+func (s *sched) remove(it *item) {
+	delete(s.items, it.id)
+	heap.Remove(&s.byID, it.idIdx)
+	if it.readyIdx >= 0 {
+		heap.Remove(&s.ready, it.readyIdx)
+	}
+	ks := it.ks
+	if ks == nil {
+		return
+	}
+	for i, x := range ks.items {
+		if x == it {
+			ks.items = append(ks.items[:i], ks.items[i+1:]...)
+			break
+		}
+	}
+	if it.started() {
+		ks.nStarted--
+	}
+	if ks.leased == it {
+		ks.leased = nil
+	}
+	if ks.heaped == it {
+		ks.heaped = nil
+	}
+	if len(ks.items) == 0 {
+		delete(s.keys, ks.name)
+		return
+	}
+	s.updateKey(ks)
+}
+
+// updateKey makes the ready heap hold exactly the key's eligible delivery. Callers hold mu.
+func (s *sched) updateKey(ks *keyState) {
+	e := ks.eligible()
+	if e == ks.heaped {
+		if e != nil && e.readyIdx >= 0 {
+			heap.Fix(&s.ready, e.readyIdx)
+		}
+		return
+	}
+	if ks.heaped != nil && ks.heaped.readyIdx >= 0 {
+		heap.Remove(&s.ready, ks.heaped.readyIdx)
+	}
+	ks.heaped = e
+	if e != nil {
+		heap.Push(&s.ready, e)
+	}
+}
+
+// setRecord replaces an item's persisted state, keeping the key's started count. Callers hold mu.
+func (s *sched) setRecord(it *item, rec *record) {
+	if it.ks != nil {
+		if it.started() {
+			it.ks.nStarted--
+		}
+		if rec.Attempts > 0 {
+			it.ks.nStarted++
+		}
+	}
+	it.rec = rec
+}
+
+// lease marks it as leased. Callers hold mu.
+func (s *sched) lease(it *item) {
+	it.leased = true
+	s.leased++
+	if it.readyIdx >= 0 {
+		heap.Remove(&s.ready, it.readyIdx)
+	}
+	if it.ks != nil {
+		it.ks.leased = it
+		it.ks.heaped = nil
+		s.updateKey(it.ks)
+	}
+}
+
+// unlease returns a leased item to the scheduler, due at due. Callers hold mu.
+func (s *sched) unlease(it *item, due time.Time) {
+	it.leased = false
+	s.leased--
+	it.due = due
+	if it.ks != nil {
+		it.ks.leased = nil
+		s.updateKey(it.ks)
+	} else {
+		heap.Push(&s.ready, it)
+	}
+	s.broadcast()
+}
+
+// enqueued is called by the committer after a new delivery is durable.
+func (s *sched) enqueued(id string, rec *record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending++
+	if _, ok := s.items[id]; ok {
+		return // already streamed in by refill
+	}
+	if !s.complete {
+		if id >= s.bound {
+			return // on disk, streamed in order later
+		}
+	} else if len(s.items) >= s.q.window {
+		s.complete, s.bound = false, id
+		return
+	}
+	s.add(id, rec)
+	s.broadcast()
+}
+
+// replayed is called by the committer after a dead letter became pending again.
+func (s *sched) replayed(id string, rec *record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dead--
+	s.pending++
+	if _, ok := s.items[id]; ok {
+		return
+	}
+	if !s.complete && id >= s.bound {
+		return // refill will reach it in its arrival position
+	}
+	s.add(id, rec)
+	s.evict()
+	s.broadcast()
+}
+
+// evict shrinks the window back to its size by dropping the latest unpinned deliveries; they
+// stay on disk and refill streams them in again. Callers hold mu.
+func (s *sched) evict() {
+	over := len(s.items) - s.q.window
+	if over <= 0 {
+		return
+	}
+	var cand []*item
+	for _, it := range s.items {
+		if !it.pinned() {
+			cand = append(cand, it)
+		}
+	}
+	sort.Slice(cand, func(i, j int) bool { return cand[i].id > cand[j].id })
+	if over > len(cand) {
+		over = len(cand)
+	}
+	for _, it := range cand[:over] {
+		s.remove(it)
+		if s.complete || it.id < s.bound {
+			s.complete, s.bound = false, it.id
+		}
+	}
+}
+
+// refillChunk bounds how many deliveries one refill loads, so the scheduler's lock is held
+// briefly.
+const refillChunk = 4096
+
+// needRefill reports whether refill should run: deliveries wait on disk and either nothing is
+// ready or a good part of the window is free. Callers hold mu.
+func (s *sched) needRefill() bool {
+	if s.complete {
+		return false
+	}
+	room := s.q.window - len(s.items)
+	if room <= 0 {
+		return false
+	}
+	return s.ready.Len() == 0 || room >= min(s.q.window/4+1, refillChunk)
+}
+
+// refill streams pending deliveries from Badger into the window, in id order from bound.
+// Callers hold mu.
+func (s *sched) refill() error {
+	if s.complete {
+		return nil
+	}
+	prefix := backendPrefix(prefixPending, s.name)
+	loaded := 0
+	err := s.q.view(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Seek(append(append([]byte{}, prefix...), s.bound...)); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(prefix):])
+			if _, ok := s.items[id]; ok {
+				continue
+			}
+			if len(s.items) >= s.q.window || loaded >= refillChunk {
+				s.bound = id
+				return nil
+			}
+			var rec *record
+			err := it.Item().Value(func(v []byte) error {
+				var err error
+				rec, err = decodeRecord(v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			s.add(id, rec)
+			loaded++
+		}
+		s.complete, s.bound = true, ""
+		return nil
+	})
+	if loaded > 0 {
+		s.broadcast()
+	}
+	return err
+}
+
+// Lease is one delivery handed out by Next. Report its outcome with exactly one of Ack, Retry,
+// Dead or Release.
+type Lease struct {
+	// Event is the delivery's event, loaded from the database.
+	Event *Event
+	// Backend is the backend the delivery goes to.
+	Backend string
+	// Attempt is the 1-based number of this attempt: recorded attempts + 1. It survives restarts
+	// and starts again at 1 after a replay.
+	Attempt int
+	// FirstAttemptAt is when the first attempt was made (this one if Attempt is 1).
+	FirstAttemptAt time.Time
+	// LastError is the error recorded by the previous attempt, if any.
+	LastError string
+
+	q    *Queue
+	s    *sched
+	it   *item
+	done atomic.Bool
+}
+
+// Next blocks until a delivery for backend is due and allowed by the ordering rules, leases it
+// and returns it with its event. It returns ctx.Err() when ctx ends and ErrClosed when the queue
+// closes.
+func (q *Queue) Next(ctx context.Context, backend string) (*Lease, error) {
+	s := q.sched(backend)
+	for {
+		s.mu.Lock()
+		if q.isClosed() {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if s.needRefill() {
+			if err := s.refill(); err != nil {
+				s.mu.Unlock()
+				if errors.Is(err, ErrClosed) {
+					return nil, err
+				}
+				q.log.Error("queue: load deliveries", "backend", backend, "err", err)
+				return nil, err
+			}
+		}
+		now := q.clock.Now()
+		var timer Timer
+		if s.ready.Len() > 0 {
+			top := s.ready.items[0]
+			if !top.due.After(now) {
+				s.lease(top)
+				s.mu.Unlock()
+				l, err := q.loadLease(s, top, now)
+				if err != nil {
+					return nil, err
+				}
+				if l != nil {
+					return l, nil
+				}
+				continue
+			}
+			timer = q.clock.NewTimer(top.due.Sub(now))
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		var tc <-chan time.Time
+		if timer != nil {
+			tc = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return nil, ctx.Err()
+		case <-changed:
+		case <-tc:
+		case <-q.closing:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+func (q *Queue) isClosed() bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.closed
+}
+
+// loadLease reads the event of a just-leased item. A nil lease and nil error mean the event
+// record was missing; the delivery was dead-lettered and Next should go on.
+func (q *Queue) loadLease(s *sched, it *item, now time.Time) (*Lease, error) {
+	var ev *Event
+	err := q.view(func(txn *badger.Txn) error {
+		bi, err := txn.Get(eventKey(it.id))
+		if err != nil {
+			return err
+		}
+		return bi.Value(func(v []byte) error {
+			ev, err = decodeEvent(it.id, v)
+			return err
+		})
+	})
+	l := &Lease{Event: ev, Backend: s.name, Attempt: it.rec.Attempts + 1, FirstAttemptAt: it.rec.FirstAttemptAt,
+		LastError: it.rec.LastError, q: q, s: s, it: it}
+	if l.FirstAttemptAt.IsZero() {
+		l.FirstAttemptAt = now
+	}
+	if err == nil {
+		return l, nil
+	}
+	if errors.Is(err, badger.ErrKeyNotFound) || errors.Is(err, errCorrupt) {
+		q.log.Error("queue: event record unreadable, delivery dead-lettered", "event_id", it.id,
+			"backend", s.name, "err", err)
+		l.Event = &Event{ID: it.id}
+		if derr := q.Dead(l, "event record unreadable: "+err.Error()); derr != nil {
+			return nil, derr
+		}
+		return nil, nil
+	}
+	q.Release(l)
+	return nil, err
+}
+
+// finishLease submits the op that completes l. If it fails while the queue is open, the delivery
+// goes back to the scheduler unchanged, so its order key is not held forever.
+func (q *Queue) finishLease(l *Lease, o *op) error {
+	err := q.submit(context.Background(), o)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		l.s.mu.Lock()
+		l.s.unlease(l.it, q.clock.Now())
+		l.s.mu.Unlock()
+	}
+	return err
+}
+
+func (q *Queue) takeLease(l *Lease) error {
+	if l == nil || l.q != q || !l.done.CompareAndSwap(false, true) {
+		return ErrLeaseDone
+	}
+	return nil
+}
+
+// Ack reports the delivery done: it is removed, and the event is removed (or kept for
+// Options.Retain) once its last delivery is done. Ack does not wait for an fsync: after a power
+// cut, at worst the delivery is made again.
+func (q *Queue) Ack(l *Lease) error {
+	if err := q.takeLease(l); err != nil {
+		return err
+	}
+	s, it := l.s, l.it
+	o := &op{}
+	o.apply = func(w *writer) error {
+		if err := w.delete(deliveryKey(prefixPending, s.name, it.id)); err != nil {
+			return err
+		}
+		if err := q.releaseEvent(w, it.id, it.rec.Backends, q.clock.Now()); err != nil {
+			return err
+		}
+		o.after = func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.remove(it)
+			s.leased--
+			s.pending--
+			s.broadcast()
+		}
+		return nil
+	}
+	return q.finishLease(l, o)
+}
+
+// Retry records the attempt (persisted: it survives a process crash; it is fsynced with the
+// next group commit) and makes the delivery due again at `at`. The delivery keeps its order key
+// meanwhile.
+func (q *Queue) Retry(l *Lease, at time.Time, lastErr string) error {
+	if err := q.takeLease(l); err != nil {
+		return err
+	}
+	s, it := l.s, l.it
+	rec := *it.rec
+	rec.Attempts = l.Attempt
+	rec.FirstAttemptAt = l.FirstAttemptAt
+	rec.Due = at
+	rec.LastError = lastErr
+	o := &op{}
+	o.apply = func(w *writer) error {
+		if err := w.set(badger.NewEntry(deliveryKey(prefixPending, s.name, it.id), rec.encode())); err != nil {
+			return err
+		}
+		o.after = func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.setRecord(it, &rec)
+			s.unlease(it, at)
+		}
+		return nil
+	}
+	return q.finishLease(l, o)
+}
+
+// Dead records the attempt and turns the delivery into a dead letter, kept until replayed or
+// purged. It releases the delivery's order key.
+func (q *Queue) Dead(l *Lease, lastErr string) error {
+	if err := q.takeLease(l); err != nil {
+		return err
+	}
+	s, it := l.s, l.it
+	rec := *it.rec
+	rec.Attempts = l.Attempt
+	rec.FirstAttemptAt = l.FirstAttemptAt
+	rec.LastError = lastErr
+	rec.DeadAt = q.clock.Now()
+	o := &op{}
+	o.apply = func(w *writer) error {
+		if err := w.delete(deliveryKey(prefixPending, s.name, it.id)); err != nil {
+			return err
+		}
+		if err := w.set(badger.NewEntry(deliveryKey(prefixDead, s.name, it.id), rec.encode())); err != nil {
+			return err
+		}
+		o.after = func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.remove(it)
+			s.leased--
+			s.pending--
+			s.dead++
+			s.broadcast()
+		}
+		return nil
+	}
+	return q.finishLease(l, o)
+}
+
+// Release gives the lease back unchanged (for shutdown): the delivery is due at once and no
+// attempt is recorded.
+func (q *Queue) Release(l *Lease) {
+	if q.takeLease(l) != nil {
+		return
+	}
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	l.s.unlease(l.it, q.clock.Now())
+}
+
+// readyHeap orders eligible deliveries by due time, then arrival.
+type readyHeap struct{ items []*item }
+
+func (h *readyHeap) Len() int { return len(h.items) }
+func (h *readyHeap) Less(i, j int) bool {
+	a, b := h.items[i], h.items[j]
+	if !a.due.Equal(b.due) {
+		return a.due.Before(b.due)
+	}
+	return a.id < b.id
+}
+func (h *readyHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.items[i].readyIdx = i
+	h.items[j].readyIdx = j
+}
+func (h *readyHeap) Push(x any) {
+	it := x.(*item)
+	it.readyIdx = len(h.items)
+	h.items = append(h.items, it)
+}
+func (h *readyHeap) Pop() any {
+	n := len(h.items) - 1
+	it := h.items[n]
+	h.items[n] = nil
+	h.items = h.items[:n]
+	it.readyIdx = -1
+	return it
+}
+
+// idHeap orders the window by id (arrival), for the oldest pending delivery.
+type idHeap struct{ items []*item }
+
+func (h *idHeap) Len() int           { return len(h.items) }
+func (h *idHeap) Less(i, j int) bool { return h.items[i].id < h.items[j].id }
+func (h *idHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.items[i].idIdx = i
+	h.items[j].idIdx = j
+}
+func (h *idHeap) Push(x any) {
+	it := x.(*item)
+	it.idIdx = len(h.items)
+	h.items = append(h.items, it)
+}
+func (h *idHeap) Pop() any {
+	n := len(h.items) - 1
+	it := h.items[n]
+	h.items[n] = nil
+	h.items = h.items[:n]
+	it.idIdx = -1
+	return it
+}
