@@ -127,7 +127,7 @@ func (v *HMAC) Verify(r *Request) error {
 func (v *HMAC) parse(value string) ([]byte, error) {
 	if v.prefix != "" {
 		if len(value) >= len(v.prefix) && strings.EqualFold(value[:len(v.prefix)], v.prefix) {
-			value = strings.TrimSpace(value[len(v.prefix):])
+			value = value[len(v.prefix):]
 		} else if !v.prefixOptional {
 			return nil, fail(ReasonMalformed, "hmac: header %s lacks the expected prefix %q", v.header, v.prefix)
 		}
@@ -137,9 +137,9 @@ func (v *HMAC) parse(value string) ([]byte, error) {
 		err error
 	)
 	if v.base64 {
-		got, err = base64.StdEncoding.DecodeString(value)
+		got, err = base64.StdEncoding.Strict().DecodeString(value)
 		if err != nil {
-			got, err = base64.RawStdEncoding.DecodeString(value)
+			got, err = base64.RawStdEncoding.Strict().DecodeString(value)
 		}
 	} else {
 		got, err = hex.DecodeString(value)

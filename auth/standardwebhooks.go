@@ -136,7 +136,7 @@ func parseWebhookSignatures(header string) [][]byte {
 		if version != "v1" {
 			continue
 		}
-		raw, err := base64.StdEncoding.DecodeString(sig)
+		raw, err := base64.StdEncoding.Strict().DecodeString(sig)
 		if err != nil || len(raw) != sha256.Size {
 			continue
 		}

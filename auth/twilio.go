@@ -56,7 +56,7 @@ func (t *Twilio) Verify(r *Request) error {
 	if value == "" {
 		return fail(ReasonMissing, "twilio: header %s is absent", TwilioSignatureHeader)
 	}
-	got, err := base64.StdEncoding.DecodeString(value)
+	got, err := base64.StdEncoding.Strict().DecodeString(value)
 	if err != nil || len(got) != sha1.Size {
 		return fail(ReasonMalformed, "twilio: header %s is not a base64 HMAC-SHA1", TwilioSignatureHeader)
 	}
