@@ -1,0 +1,370 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// receivedAtFormat is RFC 3339 in UTC with all nine digits of nanoseconds.
+const receivedAtFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// deliverer runs the deliveries of one backend: Concurrency workers that
+// lease from the queue, a circuit breaker, and the retry policy. Each
+// backend has its own, so a dead backend never holds another back.
+type deliverer struct {
+	s       *Server
+	name    string
+	rt      atomic.Pointer[backendRuntime]
+	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
+	bcfg    BreakerConfig
+	workers int
+
+	ctx    context.Context // cancelled by stop: no new leases
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// backendRuntime is what an attempt needs; swapped whole on reload.
+type backendRuntime struct {
+	cfg    *BackendConfig
+	client *http.Client
+	signer *auth.WebhookSigner
+}
+
+func newBackendRuntime(b *BackendConfig) (*backendRuntime, error) {
+	tc, err := clientTLS(b.Trust)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:                 nil, // never through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tc,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConns:          b.Concurrency * 2,
+		MaxIdleConnsPerHost:   b.Concurrency * 2,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: b.Timeout,
+		ForceAttemptHTTP2:     true,
+		DisableCompression:    true,
+	}
+	rt := &backendRuntime{
+		cfg: b,
+		client: &http.Client{
+			Transport: tr,
+			Timeout:   b.Timeout,
+			// A backend's redirect is its answer; following it could send
+			// an event somewhere nobody configured.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	if b.SignSecret != "" {
+		if rt.signer, err = auth.NewWebhookSigner(b.SignSecret); err != nil {
+			return nil, fmt.Errorf("backend %q sign: %w", b.Name, err)
+		}
+	}
+	return rt, nil
+}
+
+// syncDeliverers starts, updates and stops deliverers to match st.
+// Called with s.mu held.
+func (s *Server) syncDeliverers(st *state) {
+	for name, b := range st.backends {
+		d := s.deliverers[name]
+		rt, err := newBackendRuntime(b)
+		if err != nil {
+			s.log.Error("backend not started", "backend", name, "err", err)
+			continue
+		}
+		if d != nil && d.workers == b.Concurrency && d.bcfg == b.Breaker {
+			if old := d.rt.Load(); !reflect.DeepEqual(old.cfg, b) {
+				d.rt.Store(rt)
+				old.client.CloseIdleConnections()
+			}
+			continue
+		}
+		if d != nil {
+			// Concurrency or breaker changed: the old workers finish their
+			// attempts in the background while the new ones start.
+			d.stop()
+			go d.wait(context.Background())
+		}
+		s.deliverers[name] = s.startDeliverer(name, b, rt)
+	}
+	for name, d := range s.deliverers {
+		if _, ok := st.backends[name]; !ok {
+			d.stop()
+			go d.wait(context.Background())
+			delete(s.deliverers, name)
+			s.log.Warn("backend removed from the configuration: its pending deliveries stay queued until it returns", "backend", name)
+		}
+	}
+}
+
+func (s *Server) startDeliverer(name string, b *BackendConfig, rt *backendRuntime) *deliverer {
+	d := &deliverer{s: s, name: name, bcfg: b.Breaker, workers: b.Concurrency}
+	d.rt.Store(rt)
+	d.ctx, d.cancel = context.WithCancel(s.ctx)
+	failures := uint32(b.Breaker.Failures)
+	d.breaker = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: uint32(b.Breaker.HalfOpenRequests),
+		Timeout:     b.Breaker.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			s.metrics.breakerState.WithLabelValues(name).Set(breakerValue(to))
+			s.log.Warn("backend circuit breaker changed state", "backend", name, "from", from.String(), "to", to.String())
+		},
+	})
+	s.metrics.breakerState.WithLabelValues(name).Set(0)
+	for i := 0; i < b.Concurrency; i++ {
+		d.wg.Add(1)
+		go d.work()
+	}
+	return d
+}
+
+func breakerValue(st gobreaker.State) float64 {
+	switch st {
+	case gobreaker.StateHalfOpen:
+		return 1
+	case gobreaker.StateOpen:
+		return 2
+	}
+	return 0
+}
+
+func (d *deliverer) stop() { d.cancel() }
+
+func (d *deliverer) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	d.rt.Load().client.CloseIdleConnections()
+}
+
+// sleep waits for d, or until the deliverer stops; false when stopped.
+func (d *deliverer) sleep(dur time.Duration) bool {
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-d.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (d *deliverer) work() {
+	defer d.wg.Done()
+	for d.ctx.Err() == nil {
+		if d.breaker.State() == gobreaker.StateOpen {
+			// No lease while the backend is known down: nothing is
+			// attempted, nothing is counted, the events wait on disk.
+			if !d.sleep(100*time.Millisecond + rand.N(50*time.Millisecond)) {
+				return
+			}
+			continue
+		}
+		l, err := d.s.q.Next(d.ctx, d.name)
+		if err != nil {
+			if d.ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
+				return
+			}
+			d.s.log.Error("queue lease failed", "backend", d.name, "err", err)
+			if !d.sleep(time.Second) {
+				return
+			}
+			continue
+		}
+		rt := d.rt.Load()
+		if rt.cfg.Retry.MaxAge > 0 && time.Since(l.Event.ReceivedAt) > rt.cfg.Retry.MaxAge {
+			d.deadLetter(l, fmt.Sprintf("max_age %s exceeded", rt.cfg.Retry.MaxAge), "max_age")
+			continue
+		}
+		done, err := d.breaker.Allow()
+		if err != nil {
+			// Open or half-open with its probe already out: give the
+			// lease back untouched and wait.
+			d.s.q.Release(l)
+			if !d.sleep(50*time.Millisecond + rand.N(50*time.Millisecond)) {
+				return
+			}
+			continue
+		}
+		d.attempt(rt, l, done)
+	}
+}
+
+// attemptResult classifies one answer.
+type attemptResult int
+
+const (
+	delivered attemptResult = iota
+	retryable
+	permanent
+)
+
+func (d *deliverer) attempt(rt *backendRuntime, l *queue.Lease, done func(error)) {
+	ev := l.Event
+	start := time.Now()
+	res, status, retryAfter, errText := d.send(rt, l)
+	elapsed := time.Since(start)
+	d.s.metrics.deliveryDuration.WithLabelValues(d.name).Observe(elapsed.Seconds())
+	log := d.s.log.With("backend", d.name, "event_id", ev.ID, "channel", ev.Channel, "attempt", l.Attempt,
+		"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+
+	switch res {
+	case delivered:
+		done(nil)
+		d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Inc()
+		if err := d.s.q.Ack(l); err != nil {
+			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
+			return
+		}
+		log.Info("delivered")
+	case permanent:
+		done(nil) // the backend answered: it is up
+		d.s.metrics.attempts.WithLabelValues(d.name, "rejected").Inc()
+		log.Warn("delivery rejected by backend: dead letter", "err", errText)
+		d.deadLetter(l, errText, "rejected")
+	case retryable:
+		done(errors.New(errText))
+		d.s.metrics.attempts.WithLabelValues(d.name, "failed").Inc()
+		pol := rt.cfg.Retry
+		if pol.MaxAttempts > 0 && l.Attempt >= pol.MaxAttempts {
+			log.Warn("delivery failed: max_attempts reached, dead letter", "err", errText)
+			d.deadLetter(l, fmt.Sprintf("max_attempts %d reached: %s", pol.MaxAttempts, errText), "max_attempts")
+			return
+		}
+		delay := backoff(pol.Initial, pol.Max, l.Attempt)
+		if retryAfter > delay {
+			delay = retryAfter
+		}
+		at := time.Now().Add(delay)
+		if pol.MaxAge > 0 {
+			deadline := ev.ReceivedAt.Add(pol.MaxAge)
+			if !time.Now().Before(deadline) {
+				log.Warn("delivery failed: max_age reached, dead letter", "err", errText)
+				d.deadLetter(l, fmt.Sprintf("max_age %s reached: %s", pol.MaxAge, errText), "max_age")
+				return
+			}
+			if at.After(deadline) {
+				at = deadline // one last attempt at the deadline
+			}
+		}
+		if err := d.s.q.Retry(l, at, errText); err != nil {
+			log.Error("cannot record the failed attempt", "err", err)
+			return
+		}
+		log.Warn("delivery failed, will retry", "err", errText, "retry_in_ms", time.Until(at).Milliseconds())
+	}
+}
+
+func (d *deliverer) deadLetter(l *queue.Lease, why, reason string) {
+	d.s.metrics.deadLetters.WithLabelValues(d.name, reason).Inc()
+	if err := d.s.q.Dead(l, why); err != nil {
+		d.s.log.Error("cannot record dead letter", "backend", d.name, "event_id", l.Event.ID, "err", err)
+	}
+}
+
+// send makes one HTTP attempt and classifies its outcome.
+func (d *deliverer) send(rt *backendRuntime, l *queue.Lease) (res attemptResult, status int, retryAfter time.Duration, errText string) {
+	ev := l.Event
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, ev.Method, rt.cfg.URL, bytes.NewReader(ev.Body))
+	if err != nil {
+		return permanent, 0, 0, "building request: " + err.Error()
+	}
+	for k, v := range ev.Header {
+		req.Header[k] = v
+	}
+	req.ContentLength = int64(len(ev.Body))
+	req.Header.Set("X-Relay-Event-Id", ev.ID)
+	req.Header.Set("X-Relay-Channel", ev.Channel)
+	req.Header.Set("X-Relay-Provider", ev.Provider)
+	req.Header.Set("X-Relay-Attempt", strconv.Itoa(l.Attempt))
+	req.Header.Set("X-Relay-Received-At", ev.ReceivedAt.UTC().Format(receivedAtFormat))
+	if rt.signer != nil {
+		now := time.Now()
+		req.Header.Set("webhook-id", ev.ID)
+		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set("webhook-signature", rt.signer.Sign(ev.ID, now, ev.Body))
+	}
+	resp, err := rt.client.Do(req)
+	if err != nil {
+		return retryable, 0, 0, "request failed: " + err.Error()
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // keep the connection reusable
+	status = resp.StatusCode
+	switch {
+	case status >= 200 && status < 300:
+		return delivered, status, 0, ""
+	case status == 408 || status == 425 || status == 429 || status >= 500:
+		return retryable, status, parseRetryAfter(resp.Header.Get("Retry-After")), fmt.Sprintf("backend answered %d %s", status, trimSnippet(snippet))
+	default:
+		return permanent, status, 0, fmt.Sprintf("backend answered %d %s", status, trimSnippet(snippet))
+	}
+}
+
+func trimSnippet(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	return strconv.Quote(string(b))
+}
+
+// parseRetryAfter reads seconds or an HTTP date; 0 when absent or bad.
+func parseRetryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return min(time.Duration(n)*time.Second, 24*time.Hour)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), 24*time.Hour)
+	}
+	return 0
+}
+
+// backoff is exponential backoff with full jitter: a random delay in
+// [initial/2, min(max, initial·2^(attempt-1))]. The floor of initial/2
+// keeps a dead backend from being hammered by zero-delay draws.
+func backoff(initial, max time.Duration, attempt int) time.Duration {
+	ceil := initial
+	for i := 1; i < attempt && ceil < max; i++ {
+		ceil *= 2
+	}
+	if ceil > max {
+		ceil = max
+	}
+	floor := initial / 2
+	if ceil <= floor {
+		return ceil
+	}
+	return floor + rand.N(ceil-floor)
+}

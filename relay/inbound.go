@@ -1,0 +1,265 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/profile"
+	relaytls "github.com/edgerelay/edgerelay/tls"
+)
+
+// listenerHandler dispatches a listener's requests: exact channel paths
+// first, then upstream prefixes; anything else is 404 whatever the method.
+func (s *Server) listenerHandler(listener string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := s.state.Load()
+		if ch := st.channels[listener][r.URL.Path]; ch != nil {
+			s.serveCallback(w, r, st, ch)
+			return
+		}
+		for _, m := range st.upstreams[listener] {
+			if strings.HasPrefix(r.URL.Path, m.prefix) || strings.HasPrefix(r.URL.EscapedPath(), m.prefix) {
+				m.proxy.ServeHTTP(w, r)
+				return
+			}
+		}
+		s.metrics.requests.WithLabelValues("", "404").Inc()
+		writeJSONError(w, http.StatusNotFound, "not found")
+	})
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	io.WriteString(w, `{"error":`+strconv.Quote(msg)+"}\n")
+}
+
+// serveCallback is the inbound contract of SPEC §4: read the body once,
+// authenticate it, classify it, make it durable, answer.
+func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state, ch *ChannelConfig) {
+	start := time.Now()
+	log := s.log.With("channel", ch.Name, "client", r.RemoteAddr)
+	status := 0
+	defer func() {
+		s.metrics.requests.WithLabelValues(ch.Name, strconv.Itoa(status)).Inc()
+	}()
+
+	if r.Method == http.MethodGet && !slices.Contains(ch.Methods, http.MethodGet) && (ch.Provider == "meta" || ch.VerifyToken != "") {
+		status = s.verifyHandshake(w, r, ch)
+		log.Info("verification handshake", "status", status)
+		return
+	}
+	if !slices.Contains(ch.Methods, r.Method) {
+		status = http.StatusMethodNotAllowed
+		w.Header().Set("Allow", strings.Join(ch.Methods, ", "))
+		writeJSONError(w, status, "method not allowed")
+		log.Info("callback refused", "status", status, "reason", "method "+r.Method+" not allowed")
+		return
+	}
+	if s.draining.Load() {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
+		writeJSONError(w, status, "shutting down")
+		return
+	}
+
+	l := st.cfg.listener(ch.Listener)
+	maxBody := int64(3 << 20)
+	if l != nil {
+		maxBody = l.MaxBody
+	}
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			status = http.StatusRequestEntityTooLarge
+			writeJSONError(w, status, "body too large")
+			log.Warn("callback refused", "status", status, "reason", "body over max_body", "max_body", maxBody)
+			return
+		}
+		status = http.StatusBadRequest
+		writeJSONError(w, status, "cannot read body")
+		log.Warn("callback refused", "status", status, "reason", "reading body failed", "err", err)
+		return
+	}
+
+	if reason, detail := s.authenticate(r, ch, body); reason != "" {
+		status = ch.RejectStatus
+		s.metrics.authFailures.WithLabelValues(ch.Name, string(reason)).Inc()
+		writeJSONError(w, status, "unauthorized")
+		log.Warn("callback rejected", "status", status, "reason", string(reason), "detail", detail)
+		return
+	}
+
+	res := ch.Profile.Classify(&profile.Request{
+		Method:      r.Method,
+		Header:      r.Header,
+		Query:       r.URL.Query(),
+		ContentType: r.Header.Get("Content-Type"),
+		Body:        body,
+	}, ch.ProfileOptions)
+	orderKey := ""
+	if ch.Ordered {
+		orderKey = res.OrderKey
+	}
+	backends := route(ch, res.Fields)
+	ev := &queue.Event{
+		Channel:         ch.Name,
+		Provider:        ch.Provider,
+		ProviderEventID: res.EventID,
+		OrderKey:        orderKey,
+		ReceivedAt:      start.UTC(),
+		Method:          r.Method,
+		Path:            r.URL.RequestURI(),
+		Header:          forwardHeaders(r.Header),
+		Body:            body,
+		Backends:        backends,
+	}
+	out, err := s.q.Enqueue(r.Context(), ev, ch.DedupeWindow)
+	if err != nil {
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "30")
+		msg := "temporarily unavailable"
+		if errors.Is(err, queue.ErrFull) {
+			msg = "queue full"
+		}
+		writeJSONError(w, status, msg)
+		log.Error("callback not stored", "status", status, "provider_event_id", res.EventID, "err", err)
+		return
+	}
+	status = ch.Response.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if ch.Response.ContentType != "" {
+		w.Header().Set("Content-Type", ch.Response.ContentType)
+	}
+	w.WriteHeader(status)
+	w.Write(ch.Response.Body)
+	log.Info("callback accepted", "status", status, "event_id", out.ID, "provider_event_id", res.EventID,
+		"kind", res.Kind, "duplicate", out.Duplicate, "backends", backends, "bytes", len(body),
+		"duration_ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+func (c *Config) listener(name string) *ListenerConfig {
+	for _, l := range c.Listeners {
+		if l.Name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+// readBody reads the whole body once, bounded by max (a body of exactly
+// max bytes is accepted; chunked bodies are bounded too).
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, &http.MaxBytesError{Limit: max}
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	} else {
+		buf.Grow(4096)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	return buf.Bytes(), err
+}
+
+// authenticate runs every verifier of the channel (and the client
+// certificate name pin); it returns the failure reason and a loggable
+// detail, or "" when the request passes.
+func (s *Server) authenticate(r *http.Request, ch *ChannelConfig, body []byte) (auth.Reason, string) {
+	if len(ch.ClientNames) > 0 {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || !relaytls.MatchClientName(r.TLS.PeerCertificates[0], ch.ClientNames) {
+			return "client_name", "client certificate does not match client_names"
+		}
+	}
+	ar := &auth.Request{
+		Method:     r.Method,
+		URL:        r.URL,
+		PublicURL:  ch.PublicURL,
+		Header:     r.Header,
+		Body:       body,
+		RemoteAddr: r.RemoteAddr,
+	}
+	for _, a := range ch.Auth {
+		if a.Verifier == nil {
+			return auth.ReasonInternal, "auth block " + a.Type + " has no verifier"
+		}
+		if err := a.Verifier.Verify(ar); err != nil {
+			return auth.ReasonOf(err), a.Type + ": " + err.Error()
+		}
+	}
+	return "", ""
+}
+
+// verifyHandshake answers Meta's GET subscription check.
+func (s *Server) verifyHandshake(w http.ResponseWriter, r *http.Request, ch *ChannelConfig) int {
+	q := r.URL.Query()
+	mode, token, challenge := q.Get("hub.mode"), q.Get("hub.verify_token"), q.Get("hub.challenge")
+	if mode == "" || !q.Has("hub.verify_token") || !q.Has("hub.challenge") {
+		writeJSONError(w, http.StatusBadRequest, "missing hub.mode, hub.verify_token or hub.challenge")
+		return http.StatusBadRequest
+	}
+	if mode != "subscribe" || ch.VerifyToken == "" || subtle.ConstantTimeCompare([]byte(token), []byte(ch.VerifyToken)) != 1 {
+		s.metrics.authFailures.WithLabelValues(ch.Name, "verify_token").Inc()
+		writeJSONError(w, http.StatusForbidden, "forbidden")
+		return http.StatusForbidden
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, challenge)
+	return http.StatusOK
+}
+
+// route returns the backends of the first route whose fields all match,
+// else the channel's forward_to.
+func route(ch *ChannelConfig, fields map[string]string) []string {
+	for _, rt := range ch.Routes {
+		match := true
+		for k, v := range rt.When {
+			if fields[k] != v {
+				match = false
+				break
+			}
+		}
+		if match {
+			return rt.ForwardTo
+		}
+	}
+	return ch.ForwardTo
+}
+
+// hopHeaders are removed on the way to a backend, with Host, Authorization
+// and Cookie (which are credentials of the BSP's call, not of the event).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Cookie", "Content-Length",
+}
+
+func forwardHeaders(h http.Header) map[string][]string {
+	out := make(map[string][]string, len(h))
+	for k, v := range h {
+		out[k] = v
+	}
+	for _, c := range h.Values("Connection") {
+		for _, f := range strings.Split(c, ",") {
+			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(f)))
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(out, k)
+	}
+	return out
+}

@@ -1,0 +1,109 @@
+package relay
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics holds the relay's Prometheus instruments, registered on the
+// Server's own registry (never the global one).
+type metrics struct {
+	requests         *prometheus.CounterVec
+	authFailures     *prometheus.CounterVec
+	attempts         *prometheus.CounterVec
+	deliveryDuration *prometheus.HistogramVec
+	breakerState     *prometheus.GaugeVec
+	deadLetters      *prometheus.CounterVec
+	reloads          *prometheus.CounterVec
+	certEvents       *prometheus.CounterVec
+}
+
+func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgerelay_requests_total", Help: "Inbound callbacks by channel and answered status.",
+		}, []string{"channel", "status"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgerelay_auth_failures_total", Help: "Rejected callbacks by channel and reason.",
+		}, []string{"channel", "reason"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgerelay_delivery_attempts_total", Help: "Delivery attempts by backend and result (delivered, failed, rejected).",
+		}, []string{"backend", "result"}),
+		deliveryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "edgerelay_delivery_duration_seconds", Help: "Duration of delivery attempts by backend.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"backend"}),
+		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "edgerelay_backend_breaker_state", Help: "Backend circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}, []string{"backend"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgerelay_dead_letters_total", Help: "Deliveries turned into dead letters, by backend and reason.",
+		}, []string{"backend", "reason"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgerelay_config_reloads_total", Help: "Configuration reloads by result (applied, refused).",
+		}, []string{"result"}),
+		certEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tls_certificate_events_total", Help: "Certificate management events by listener and kind (obtained, renewed, renewal_failed, ...).",
+		}, []string{"listener", "kind"}),
+	}
+	reg.MustRegister(m.requests, m.authFailures, m.attempts, m.deliveryDuration, m.breakerState,
+		m.deadLetters, m.reloads, m.certEvents,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&stateCollector{s: s})
+	return m
+}
+
+func (m *metrics) certEvent(listener, kind, name string, err error) {
+	m.certEvents.WithLabelValues(listener, kind).Inc()
+}
+
+// stateCollector reads queue, credential and certificate state at scrape
+// time, so nothing has to keep gauges up to date.
+type stateCollector struct{ s *Server }
+
+var (
+	descDepth    = prometheus.NewDesc("edgerelay_queue_depth", "Pending deliveries by backend (including those waiting for a retry).", []string{"backend"}, nil)
+	descInFlight = prometheus.NewDesc("edgerelay_queue_inflight", "Deliveries being attempted by backend.", []string{"backend"}, nil)
+	descDead     = prometheus.NewDesc("edgerelay_queue_dead_letters", "Dead letters kept by backend.", []string{"backend"}, nil)
+	descOldest   = prometheus.NewDesc("edgerelay_queue_oldest_age_seconds", "Age of the oldest pending event by backend.", []string{"backend"}, nil)
+	descSize     = prometheus.NewDesc("edgerelay_queue_size_bytes", "Disk used by the queue.", nil, nil)
+	descCommits  = prometheus.NewDesc("edgerelay_queue_commits_total", "Events made durable.", nil, nil)
+	descSyncs    = prometheus.NewDesc("edgerelay_queue_syncs_total", "fsyncs done by the queue (group commit: far fewer than commits under load).", nil, nil)
+	descCredExp  = prometheus.NewDesc("edgerelay_credential_expiry_seconds", "Seconds until a credential expires (negative: expired).", []string{"owner", "credential"}, nil)
+	descCertExp  = prometheus.NewDesc("tls_certificate_expiry_seconds", "Seconds until a served certificate expires.", []string{"listener", "name"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descCommits, descSyncs, descCredExp, descCertExp} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	now := time.Now()
+	for b, st := range s.q.Stats() {
+		ch <- prometheus.MustNewConstMetric(descDepth, prometheus.GaugeValue, float64(st.Pending), b)
+		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(st.InFlight), b)
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(st.Dead), b)
+		age := 0.0
+		if !st.OldestReceivedAt.IsZero() {
+			age = now.Sub(st.OldestReceivedAt).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, b)
+	}
+	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(s.q.Size()))
+	commits, syncs := s.q.SyncStats()
+	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(commits))
+	ch <- prometheus.MustNewConstMetric(descSyncs, prometheus.CounterValue, float64(syncs))
+	for _, e := range s.expiries() {
+		ch <- prometheus.MustNewConstMetric(descCredExp, prometheus.GaugeValue, e.at.Sub(now).Seconds(), e.owner, e.name)
+	}
+	for _, ci := range s.certificates() {
+		for _, n := range ci.Names {
+			ch <- prometheus.MustNewConstMetric(descCertExp, prometheus.GaugeValue, ci.NotAfter.Sub(now).Seconds(), ci.Listener, n)
+		}
+	}
+}

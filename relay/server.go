@@ -1,0 +1,598 @@
+// Package relay is the core of edgerelay: it turns a Config into running
+// listeners, channels, deliveries, outbound proxies and the admin API.
+//
+// Start with New and (*Server).Start; cmd/edgerelay does nothing more than
+// load the file, call those, and forward signals to Reload and Shutdown.
+// Handlers read the current configuration through an atomic pointer to an
+// immutable state; Reload builds a new state and swaps it, so a reload never
+// drops a connection or a queued event.
+//
+// relay is the only package that knows HCL. It imports the leaves auth
+// (verifiers), queue (the durable Badger queue) and tls (certificates and
+// trust stores), and its own subpackages profile (provider payloads) and
+// outbound (the BSP API proxy).
+package relay
+
+import (
+	"context"
+	stdtls "crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/outbound"
+	relaytls "github.com/edgerelay/edgerelay/tls"
+)
+
+// Version is set at build time with -ldflags "-X ...relay.Version=…".
+var Version = "dev"
+
+// Options are the process-level settings of a Server that do not come from
+// the configuration file.
+type Options struct {
+	// Logger receives the structured log; nil builds one on LogOutput from
+	// the file's log block.
+	Logger *slog.Logger
+	// LogOutput is where the built logger writes (default os.Stderr).
+	LogOutput io.Writer
+	// ShutdownGrace bounds how long Shutdown waits for in-flight requests
+	// and delivery attempts (default 20s).
+	ShutdownGrace time.Duration
+}
+
+// Server is one running relay.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
+	outMet  *outbound.Metrics
+
+	state atomic.Pointer[state]
+	q     *queue.Queue
+
+	mu         sync.Mutex // guards what follows (reload and shutdown)
+	listeners  map[string]*listener
+	admin      *http.Server
+	adminLn    net.Listener
+	deliverers map[string]*deliverer
+	proxies    map[string]*outbound.Proxy
+	tlsServers map[string]*relaytls.Server
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	bg       sync.WaitGroup
+	draining atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// state is the immutable view handlers read.
+type state struct {
+	cfg       *Config
+	channels  map[string]map[string]*ChannelConfig // listener → path → channel
+	upstreams map[string][]upstreamMount           // listener → mounts, longest prefix first
+	backends  map[string]*BackendConfig
+}
+
+type upstreamMount struct {
+	prefix string
+	proxy  *outbound.Proxy
+}
+
+type listener struct {
+	cfg  *ListenerConfig
+	ln   net.Listener
+	srv  *http.Server
+	acme *http.Server // optional HTTP-01 challenge listener
+}
+
+// New prepares a Server for cfg: it opens the queue and binds every
+// listener, so that configuration and port problems surface before Start.
+func New(cfg *Config, opts Options) (*Server, error) {
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = 20 * time.Second
+	}
+	if opts.LogOutput == nil {
+		opts.LogOutput = os.Stderr
+	}
+	s := &Server{
+		opts:       opts,
+		listeners:  map[string]*listener{},
+		deliverers: map[string]*deliverer{},
+		proxies:    map[string]*outbound.Proxy{},
+		tlsServers: map[string]*relaytls.Server{},
+	}
+	s.log = opts.Logger
+	if s.log == nil {
+		s.log = NewLogger(opts.LogOutput, cfg.Log)
+	}
+	s.reg = prometheus.NewRegistry()
+	s.metrics = newMetrics(s.reg, s)
+	s.outMet = outbound.NewMetrics(s.reg)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	maxSize := cfg.Queue.MaxSize
+	if maxSize == 0 {
+		maxSize = defaultQueueSize(cfg.DataDir)
+	}
+	q, err := queue.Open(queue.Options{
+		Dir:        filepath.Join(cfg.DataDir, "queue"),
+		MaxSize:    maxSize,
+		Retain:     cfg.Queue.Retain,
+		GCInterval: cfg.Queue.GCInterval,
+		Logger:     s.log.With("component", "queue"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open queue in %s: %w", cfg.DataDir, err)
+	}
+	s.q = q
+	st, err := s.buildState(cfg, nil)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	s.state.Store(st)
+	for _, lc := range cfg.Listeners {
+		if err := s.bindListener(lc); err != nil {
+			s.closeListeners()
+			q.Close()
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Address)
+	if err != nil {
+		s.closeListeners()
+		q.Close()
+		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
+	}
+	s.adminLn = ln
+	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// defaultQueueSize is 90% of the free space of dir at start.
+func defaultQueueSize(dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0
+	}
+	return int64(float64(st.Bavail) * float64(st.Bsize) * 0.9)
+}
+
+// NewLogger builds the process logger from the log block.
+func NewLogger(w io.Writer, lc LogConfig) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(lc.Level))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if lc.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, ho))
+	}
+	return slog.New(slog.NewJSONHandler(w, ho))
+}
+
+func (s *Server) bindListener(lc *ListenerConfig) error {
+	ln, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return fmt.Errorf("listener %q on %s: %w", lc.Name, lc.Address, err)
+	}
+	l := &listener{cfg: lc, ln: ln}
+	var h http.Handler = s.listenerHandler(lc.Name)
+	l.srv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: lc.ReadTimeout,
+		ReadTimeout:       lc.ReadTimeout,
+		WriteTimeout:      lc.WriteTimeout,
+		IdleTimeout:       lc.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if lc.TLS != nil {
+		sc := lc.TLS.Server
+		sc.Logger = s.log.With("listener", lc.Name)
+		sc.OnEvent = func(kind, name string, err error) { s.metrics.certEvent(lc.Name, kind, name, err) }
+		ts, err := relaytls.NewServer(sc)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listener %q tls: %w", lc.Name, err)
+		}
+		s.tlsServers[lc.Name] = ts
+		l.srv.TLSConfig = ts.TLSConfig()
+		if lc.TLS.HTTPChallengeAddress != "" {
+			cln, err := net.Listen("tcp", lc.TLS.HTTPChallengeAddress)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("listener %q http_challenge_address %s: %w", lc.Name, lc.TLS.HTTPChallengeAddress, err)
+			}
+			l.acme = &http.Server{Handler: ts.HTTPChallengeHandler(redirectHTTPS()), ReadHeaderTimeout: 10 * time.Second}
+			go l.acme.Serve(cln)
+		}
+	}
+	s.listeners[lc.Name] = l
+	return nil
+}
+
+func redirectHTTPS() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
+	})
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+}
+
+// Start serves every listener and the admin API and starts deliveries.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, ts := range s.tlsServers {
+		if err := ts.Start(s.ctx); err != nil {
+			return fmt.Errorf("listener %q: %w", name, err)
+		}
+	}
+	for _, l := range s.listeners {
+		l := l
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			var err error
+			if l.srv.TLSConfig != nil {
+				err = l.srv.ServeTLS(l.ln, "", "")
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("listener stopped", "listener", l.cfg.Name, "err", err)
+			}
+		}()
+		s.log.Info("listening", "listener", l.cfg.Name, "address", l.ln.Addr().String(), "tls", l.cfg.TLS != nil)
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	s.log.Info("admin listening", "address", s.adminLn.Addr().String())
+	s.syncDeliverers(s.state.Load())
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.expiryWatch()
+	}()
+	return nil
+}
+
+// ListenerAddr returns the bound address of a listener ("" if unknown):
+// useful when the configuration asked for port 0.
+func (s *Server) ListenerAddr(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.listeners[name]; l != nil {
+		return l.ln.Addr().String()
+	}
+	return ""
+}
+
+// AdminAddr returns the bound address of the admin listener.
+func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// Queue exposes the durable queue (for tests and the admin API).
+func (s *Server) Queue() *queue.Queue { return s.q }
+
+// Config returns the configuration in force.
+func (s *Server) Config() *Config { return s.state.Load().cfg }
+
+// buildState indexes cfg for the handlers and (re)builds the outbound
+// proxies, keeping those whose upstream still exists (Update in place).
+func (s *Server) buildState(cfg *Config, old *state) (*state, error) {
+	st := &state{
+		cfg:       cfg,
+		channels:  map[string]map[string]*ChannelConfig{},
+		upstreams: map[string][]upstreamMount{},
+		backends:  map[string]*BackendConfig{},
+	}
+	for _, ch := range cfg.Channels {
+		if st.channels[ch.Listener] == nil {
+			st.channels[ch.Listener] = map[string]*ChannelConfig{}
+		}
+		st.channels[ch.Listener][ch.Path] = ch
+	}
+	for _, b := range cfg.Backends {
+		st.backends[b.Name] = b
+	}
+	keep := map[string]bool{}
+	for _, u := range cfg.Upstreams {
+		spec, err := upstreamSpec(u)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+		}
+		p := s.proxies[u.Name]
+		if p != nil {
+			if err := p.Update(spec); err != nil {
+				return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+			}
+		} else {
+			p, err = outbound.New(spec, s.outMet, s.log.With("upstream", u.Name))
+			if err != nil {
+				return nil, fmt.Errorf("upstream %q: %w", u.Name, err)
+			}
+			s.proxies[u.Name] = p
+		}
+		keep[u.Name] = true
+		st.upstreams[u.Listener] = append(st.upstreams[u.Listener], upstreamMount{prefix: u.Path, proxy: p})
+	}
+	for name, p := range s.proxies {
+		if !keep[name] {
+			p.Close()
+			delete(s.proxies, name)
+		}
+	}
+	for _, mounts := range st.upstreams {
+		sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].prefix) > len(mounts[j].prefix) })
+	}
+	return st, nil
+}
+
+func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
+	spec := outbound.Spec{
+		Name:           u.Name,
+		Path:           u.Path,
+		BaseURL:        u.BaseURL,
+		AllowPaths:     u.AllowPaths,
+		AllowMethods:   u.AllowMethods,
+		Timeout:        u.Timeout,
+		ConnectTimeout: u.ConnectTimeout,
+		MaxBody:        u.MaxBody,
+		Concurrency:    u.Concurrency,
+		Breaker: outbound.BreakerSpec{
+			Failures:         u.Breaker.Failures,
+			OpenFor:          u.Breaker.OpenFor,
+			HalfOpenRequests: u.Breaker.HalfOpenRequests,
+		},
+	}
+	tc, err := clientTLS(u.Trust)
+	if err != nil {
+		return spec, err
+	}
+	spec.TLS = tc
+	for _, ac := range u.CallerAuth {
+		spec.CallerAuth = append(spec.CallerAuth, ac.Verifier)
+	}
+	for _, ic := range u.Inject {
+		switch ic.Type {
+		case "header":
+			spec.Inject = append(spec.Inject, outbound.HeaderInject{Name: ic.Name, Value: ic.Value})
+		case "basic":
+			spec.Inject = append(spec.Inject, outbound.BasicInject{Username: ic.Username, Password: ic.Password})
+		case "bearer":
+			spec.Inject = append(spec.Inject, outbound.BearerInject{Token: ic.Token, Expires: ic.Expires})
+		case "oauth2":
+			oi := outbound.OAuth2Inject{TokenURL: ic.TokenURL, ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Scopes: ic.Scopes}
+			if ic.OAuthTrust != nil {
+				if oi.TLS, err = clientTLS(*ic.OAuthTrust); err != nil {
+					return spec, err
+				}
+			}
+			spec.Inject = append(spec.Inject, oi)
+		}
+	}
+	return spec, nil
+}
+
+// clientTLS builds the outbound TLS config of a trust setting (nil trust
+// store = the system roots).
+func clientTLS(t TrustConfig) (*stdtls.Config, error) {
+	var cert *stdtls.Certificate
+	if t.ClientCert != nil {
+		c, err := relaytls.LoadClientCert(*t.ClientCert)
+		if err != nil {
+			return nil, err
+		}
+		cert = &c
+	}
+	return relaytls.ClientTLS(t.Store, cert), nil
+}
+
+// Reload re-reads the configuration file and applies it live. A file that
+// is invalid, or that changes what cannot change live (listeners and their
+// addresses or TLS, data_dir, admin address, queue settings), is refused
+// whole and the running configuration stays.
+func (s *Server) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.state.Load()
+	cfg, diags := LoadConfig(old.cfg.File)
+	if diags.HasErrors() {
+		s.metrics.reloads.WithLabelValues("refused").Inc()
+		s.log.Error("reload refused: invalid configuration, the running configuration stays", "file", old.cfg.File, "diagnostics", strings.TrimSpace(FormatDiagnostics(diags)))
+		return fmt.Errorf("invalid configuration:\n%s", FormatDiagnostics(diags))
+	}
+	if what := immutableChange(old.cfg, cfg); what != "" {
+		s.metrics.reloads.WithLabelValues("refused").Inc()
+		s.log.Error("reload refused: this cannot change without a restart, the running configuration stays", "file", cfg.File, "change", what)
+		return fmt.Errorf("reload refused: %s cannot change without a restart", what)
+	}
+	st, err := s.buildState(cfg, old)
+	if err != nil {
+		s.metrics.reloads.WithLabelValues("refused").Inc()
+		s.log.Error("reload refused", "err", err)
+		return err
+	}
+	for name, ts := range s.tlsServers {
+		if err := ts.Reload(); err != nil {
+			s.log.Error("certificate reload failed, the old certificate stays", "listener", name, "err", err)
+		}
+	}
+	s.state.Store(st)
+	s.syncDeliverers(st)
+	s.metrics.reloads.WithLabelValues("applied").Inc()
+	s.log.Info("configuration reloaded", "file", cfg.File, "channels", len(cfg.Channels), "backends", len(cfg.Backends), "upstreams", len(cfg.Upstreams))
+	return nil
+}
+
+// immutableChange names the first setting that differs and cannot change
+// live, or "" when the reload may go ahead.
+func immutableChange(a, b *Config) string {
+	if a.DataDir != b.DataDir {
+		return "data_dir"
+	}
+	if a.Admin.Address != b.Admin.Address {
+		return "admin address"
+	}
+	if a.Queue != b.Queue {
+		return "queue block"
+	}
+	if a.Log != b.Log {
+		return "log block"
+	}
+	if len(a.Listeners) != len(b.Listeners) {
+		return "the set of listeners"
+	}
+	old := map[string]*ListenerConfig{}
+	for _, l := range a.Listeners {
+		old[l.Name] = l
+	}
+	for _, l := range b.Listeners {
+		o := old[l.Name]
+		if o == nil {
+			return fmt.Sprintf("the set of listeners (listener %q is new)", l.Name)
+		}
+		if o.Address != l.Address {
+			return fmt.Sprintf("listener %q address (%s → %s)", l.Name, o.Address, l.Address)
+		}
+		if !reflect.DeepEqual(o.TLS, l.TLS) {
+			return fmt.Sprintf("listener %q tls block (certificate files are re-read on reload; the block itself cannot change)", l.Name)
+		}
+		if o.MaxBody != l.MaxBody || o.ReadTimeout != l.ReadTimeout || o.WriteTimeout != l.WriteTimeout || o.IdleTimeout != l.IdleTimeout || !reflect.DeepEqual(o.TrustedProxies, l.TrustedProxies) {
+			return fmt.Sprintf("listener %q settings", l.Name)
+		}
+	}
+	return ""
+}
+
+// Shutdown drains the relay: listeners stop accepting and finish their
+// requests, deliveries finish their attempts, then the queue closes. It is
+// idempotent and bounded by ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.draining.Store(true)
+		s.mu.Lock()
+		var wg sync.WaitGroup
+		for _, l := range s.listeners {
+			wg.Add(1)
+			go func(l *listener) {
+				defer wg.Done()
+				if err := l.srv.Shutdown(ctx); err != nil {
+					l.srv.Close()
+				}
+				if l.acme != nil {
+					l.acme.Close()
+				}
+			}(l)
+		}
+		wg.Wait()
+		for _, d := range s.deliverers {
+			d.stop()
+		}
+		for _, d := range s.deliverers {
+			d.wait(ctx)
+		}
+		for _, p := range s.proxies {
+			p.Close()
+		}
+		for _, ts := range s.tlsServers {
+			ts.Stop()
+		}
+		s.cancel()
+		s.admin.Shutdown(ctx)
+		s.mu.Unlock()
+		done := make(chan struct{})
+		go func() { s.bg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.log.Warn("shutdown deadline reached with work still running")
+		}
+		s.stopErr = s.q.Close()
+		s.log.Info("stopped")
+	})
+	return s.stopErr
+}
+
+// expiryWatch announces expiring credentials in the log, daily, from 14
+// days before; the metric is computed at scrape time.
+func (s *Server) expiryWatch() {
+	t := time.NewTicker(24 * time.Hour)
+	defer t.Stop()
+	for {
+		for _, e := range s.expiries() {
+			left := time.Until(e.at)
+			switch {
+			case left <= 0:
+				s.log.Error("credential expired: callbacks using it are rejected", "owner", e.owner, "credential", e.name, "expired", e.at.Format(time.DateOnly))
+			case left <= 14*24*time.Hour:
+				s.log.Warn("credential expires soon: rotate it", "owner", e.owner, "credential", e.name, "expires", e.at.Format(time.DateOnly), "days_left", int(left.Hours()/24))
+			}
+		}
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type expiry struct {
+	owner, name string
+	at          time.Time
+}
+
+func (s *Server) expiries() []expiry {
+	st := s.state.Load()
+	var out []expiry
+	for _, ch := range st.cfg.Channels {
+		for _, a := range ch.Auth {
+			if e, ok := a.Verifier.(auth.Expiring); ok {
+				for _, x := range e.Expiries() {
+					out = append(out, expiry{owner: "channel " + ch.Name, name: x.Name, at: x.At})
+				}
+			}
+		}
+	}
+	s.mu.Lock()
+	for name, p := range s.proxies {
+		for _, x := range p.Expiries() {
+			out = append(out, expiry{owner: "upstream " + name, name: x.Name, at: x.At})
+		}
+	}
+	s.mu.Unlock()
+	return out
+}
