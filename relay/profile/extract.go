@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxEventIDLen bounds the length of an event id or order key. A longer one (a large batch's
@@ -37,6 +38,14 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	}
 	switch b[0] {
 	case '"':
+		// encoding/json has validated the literal; without escapes and with valid UTF-8 its
+		// content is the string itself.
+		if len(b) >= 2 && b[len(b)-1] == '"' {
+			if in := b[1 : len(b)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+				*t = text(in)
+				return nil
+			}
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
