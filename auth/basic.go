@@ -112,7 +112,11 @@ func parseBasic(value string) (name, password string, ok bool) {
 	if !found || !strings.EqualFold(scheme, "Basic") {
 		return "", "", false
 	}
-	decoded, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
+	encoded = strings.TrimSpace(encoded)
+	if !printable(encoded) {
+		return "", "", false
+	}
+	decoded, err := base64.StdEncoding.DecodeString(encoded)
 	if err != nil {
 		return "", "", false
 	}

@@ -136,7 +136,9 @@ func (v *HMAC) parse(value string) ([]byte, error) {
 		got []byte
 		err error
 	)
-	if v.base64 {
+	if !printable(value) {
+		err = errors.New("not printable")
+	} else if v.base64 {
 		got, err = base64.StdEncoding.Strict().DecodeString(value)
 		if err != nil {
 			got, err = base64.RawStdEncoding.Strict().DecodeString(value)

@@ -244,6 +244,9 @@ func (v *JWT) Verify(r *Request) error {
 	if token == "" {
 		return fail(ReasonMalformed, "jwt: header %s holds no token", v.header)
 	}
+	if !printable(token) {
+		return fail(ReasonMalformed, "jwt: token in %s is malformed", v.header)
+	}
 	claims := jwt.MapClaims{}
 	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyFunc)
 	if err != nil {

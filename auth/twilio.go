@@ -57,7 +57,7 @@ func (t *Twilio) Verify(r *Request) error {
 		return fail(ReasonMissing, "twilio: header %s is absent", TwilioSignatureHeader)
 	}
 	got, err := base64.StdEncoding.Strict().DecodeString(value)
-	if err != nil || len(got) != sha1.Size {
+	if err != nil || len(got) != sha1.Size || !printable(value) {
 		return fail(ReasonMalformed, "twilio: header %s is not a base64 HMAC-SHA1", TwilioSignatureHeader)
 	}
 	full := fullURL(r)

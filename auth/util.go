@@ -66,3 +66,15 @@ func fullURL(r *Request) string {
 	}
 	return base
 }
+
+// printable reports whether s holds only visible ASCII characters (no
+// spaces or controls): base64 decoders skip CR and LF, and a credential
+// must not be accepted in more than one spelling.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
