@@ -170,8 +170,8 @@ func TestGenericAndStandardHeaders(t *testing.T) {
 	if g.OrdersBy(Options{}) || !g.OrdersBy(Options{OrderKeyHeader: "X-Sender"}) {
 		t.Errorf("generic OrdersBy: want false without and true with an order key header")
 	}
-	if !mustLookup(t, "meta").OrdersBy(Options{}) || mustLookup(t, "standard").OrdersBy(Options{OrderKeyHeader: "X"}) {
-		t.Errorf("OrdersBy: want meta ordered, standard not")
+	if !mustLookup(t, "meta").OrdersBy(Options{}) || mustLookup(t, "standard").OrdersBy(Options{}) || !mustLookup(t, "standard").OrdersBy(Options{OrderKeyHeader: "X"}) {
+		t.Errorf("OrdersBy: want meta ordered, standard only with an order key header")
 	}
 
 	s := mustLookup(t, "standard")
@@ -180,6 +180,9 @@ func TestGenericAndStandardHeaders(t *testing.T) {
 	checkResult(t, got, Result{EventID: "msg_1", Kind: KindUnknown})
 	got = s.Classify(&Request{Body: []byte(`{"type":"a.b","data":{}}`)}, Options{})
 	checkResult(t, got, Result{Kind: KindEvent, Fields: map[string]string{"type": "a.b"}})
+	// The standard profile takes an order key from the named header, and only from there.
+	got = s.Classify(&Request{Header: http.Header{"Webhook-Id": {"msg_2"}, "X-Tenant": {"t1"}}, Body: []byte(`{"type":"a.b"}`)}, Options{EventIDHeader: "X-Tenant", OrderKeyHeader: "X-Tenant"})
+	checkResult(t, got, Result{EventID: "msg_2", OrderKey: "t1", Kind: KindEvent, Fields: map[string]string{"type": "a.b"}})
 }
 
 func TestOversizedHeaderIDIsHashed(t *testing.T) {

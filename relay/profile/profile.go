@@ -56,13 +56,14 @@ type Request struct {
 	Body        []byte
 }
 
-// Options are the per-channel settings a profile may need. Only the generic profile reads them.
+// Options are the per-channel settings a profile may need. The generic profile reads both; the
+// standard profile reads OrderKeyHeader; the others ignore them.
 type Options struct {
 	// EventIDHeader names the request header holding the event id (generic profile; the channel's
 	// event_id_header). Empty: no event id, no de-duplication.
 	EventIDHeader string
-	// OrderKeyHeader names the request header holding the ordering key (generic profile; the
-	// channel's order_key_header). Empty: no ordering.
+	// OrderKeyHeader names the request header holding the ordering key (generic and standard
+	// profiles; the channel's order_key_header). Empty: no ordering.
 	OrderKeyHeader string
 }
 
@@ -137,8 +138,8 @@ type Profile struct {
 	// RouteFields are the documented routing field names (the keys Classify may put in Fields).
 	RouteFields []string
 	// Ordered reports that the profile knows the sender, so ordering defaults to "sender".
-	// The generic profile is not Ordered: it orders only when the channel names an
-	// order_key_header (see [Profile.OrdersBy]).
+	// The generic and standard profiles are not Ordered: they order only when the channel names
+	// an order_key_header (see [Profile.OrdersBy]).
 	Ordered bool
 	// Samples are sample callbacks by name: "inbound" (a message) and "status" (a delivery
 	// report); the standard and generic profiles have only "inbound".
@@ -170,12 +171,12 @@ func (p *Profile) Classify(r *Request, o Options) Result {
 
 // OrdersBy reports whether events of this profile carry an order key under o, that is whether
 // ordering should default to "sender" for a channel with these options: Ordered, or the generic
-// profile with an OrderKeyHeader.
+// or standard profile with an OrderKeyHeader. (The other profiles ignore the header options.)
 func (p *Profile) OrdersBy(o Options) bool {
 	if p == nil {
 		return false
 	}
-	return p.Ordered || (p.Name == nameGeneric && o.OrderKeyHeader != "")
+	return p.Ordered || (p.Name == nameGeneric || p.Name == nameStandard) && o.OrderKeyHeader != ""
 }
 
 // Lookup returns a fresh copy of the named provider's profile: meta, twilio, infobip, gupshup,

@@ -161,9 +161,14 @@ func fixtureCases() []fixtureCase {
 		}},
 
 		{provider: "messagebird", file: "messagebird/message_created.json", want: Result{
-			EventID: "6fe65b9b3a754c229b84ec6f2b8b7c12:received", OrderKey: "31612345678", Kind: KindMessage,
-			Fields: map[string]string{"channelId": "619747f69cf940a98fb443140ce9aed2", "platform": "whatsapp"},
+			EventID: "93a1f7ba935c4ee298cb5ef952052ea7:received", OrderKey: "73afe0acee2127fd3e7d9a7dc622826e", Kind: KindMessage,
+			Fields: map[string]string{"channelId": "2ceefea7c1b8c79673215c42c1a6b916"},
 		}},
+		{provider: "vonage", file: "vonage/status_read_bsuid.json", want: Result{
+			EventID: "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab:read", OrderKey: "US.13491208655302741918", Kind: KindStatus,
+			Fields: map[string]string{"from": "447700900001", "channel": "whatsapp"},
+		}},
+
 		{provider: "messagebird", file: "messagebird/message_updated.json", want: Result{
 			EventID: "e0f1a2b3c4d54e6f8a9b0c1d2e3f4a5b:delivered", OrderKey: "31612345678", Kind: KindStatus,
 			Fields: map[string]string{"channelId": "619747f69cf940a98fb443140ce9aed2", "platform": "whatsapp"},
@@ -174,8 +179,12 @@ func fixtureCases() []fixtureCase {
 			Fields: map[string]string{"app_id": "01EB37HMH1M6SV18ASNS3G135H", "project_id": "c36f3d3d-1513-4edd-ae42-11995557ff61", "channel": "WHATSAPP"},
 		}},
 		{provider: "sinch", file: "sinch/delivery_report.json", want: Result{
-			EventID: "01EKJ0T9QBFM6V9M1M1SX4ZB7D:DELIVERED", OrderKey: "01EKA07N79THJ20WSN6AS30TMW", Kind: KindStatus,
-			Fields: map[string]string{"app_id": "01EB37HMH1M6SV18ASNS3G135H", "project_id": "c36f3d3d-1513-4edd-ae42-11995557ff61", "channel": "WHATSAPP"},
+			EventID: "01FVAWD1JP5PPB3KEZCBKGN0ES:DELIVERED", OrderKey: "01FNV9VK83AMY60JPNHZ7YE9X6", Kind: KindStatus,
+			Fields: map[string]string{"app_id": "01E3S8B6YCMRNR0GGM94H80ACX", "project_id": "c36f3d3d-1513-4edd-ae42-11995557ff61", "channel": "SINCH_PUSH"},
+		}},
+		{provider: "sinch", file: "sinch/delivery_report_dispatch.json", want: Result{
+			EventID: "01H2T2H437XD18TAFQJYBKJM4C:DELIVERED", OrderKey: "916284458847", Kind: KindStatus,
+			Fields: map[string]string{"app_id": "01H0MFFJFX0YAWYA5XG4D3MRTA", "project_id": "517ccc41-7c1a-4dfe-af03-dfe804116121", "channel": "RCS"},
 		}},
 
 		{provider: "standard", file: "standard/contact_created.json",

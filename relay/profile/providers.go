@@ -426,12 +426,18 @@ type vonagePayload struct {
 	To          text `json:"to"`
 	Channel     text `json:"channel"`
 	Status      text `json:"status"`
+	WhatsApp    struct {
+		Recipient struct {
+			UserID text `json:"user_id"`
+		} `json:"recipient"`
+	} `json:"whatsapp"`
 }
 
 // extractVonage reads a Vonage Messages API callback.
 //
 // Event id: message_uuid, + ":" + status for status callbacks. Order key: from (inbound), to
-// (status). Fields: to, from, channel.
+// (status), falling back to whatsapp.recipient.user_id (a business-scoped user id) when to is
+// empty. Fields: to, from, channel.
 func extractVonage(r *Request, _ Options) Result {
 	var p vonagePayload
 	if !decodeJSON(r.Body, &p) || p.MessageUUID == "" {
@@ -439,7 +445,7 @@ func extractVonage(r *Request, _ Options) Result {
 	}
 	res := Result{Fields: fields("to", string(p.To), "from", string(p.From), "channel", string(p.Channel))}
 	if p.Status != "" {
-		res.Kind, res.OrderKey = KindStatus, string(p.To)
+		res.Kind, res.OrderKey = KindStatus, first(string(p.To), string(p.WhatsApp.Recipient.UserID))
 		res.EventID = string(p.MessageUUID) + ":" + string(p.Status)
 	} else {
 		res.Kind, res.OrderKey = KindMessage, string(p.From)
@@ -455,6 +461,9 @@ type messageBirdPayload struct {
 		ID     text `json:"id"`
 		MSISDN text `json:"msisdn"`
 	} `json:"contact"`
+	Conversation struct {
+		ContactID text `json:"contactId"`
+	} `json:"conversation"`
 	Message *struct {
 		ID        text `json:"id"`
 		Platform  text `json:"platform"`
@@ -468,13 +477,14 @@ type messageBirdPayload struct {
 // message.updated).
 //
 // Event id: message.id + ":" + message.status (message.updated repeats the id). Order key:
-// contact.msisdn, else contact.id. Fields: channelId, platform. Kind: message when
-// message.direction is "received", else status.
+// contact.msisdn, else contact.id, else conversation.contactId (the contact object is not in
+// every payload). Fields: channelId, platform. Kind: message when message.direction is
+// "received", else status.
 func extractMessageBird(r *Request, _ Options) Result {
 	var p messageBirdPayload
 	if !decodeJSON(r.Body, &p) || p.Message == nil || p.Message.ID == "" {
 		if p.Type != "" {
-			return Result{Kind: KindEvent, OrderKey: first(string(p.Contact.MSISDN), string(p.Contact.ID))}
+			return Result{Kind: KindEvent, OrderKey: p.contactKey()}
 		}
 		return Result{Kind: KindUnknown}
 	}
@@ -488,9 +498,13 @@ func extractMessageBird(r *Request, _ Options) Result {
 	return Result{
 		Kind:     kind,
 		EventID:  all.String(),
-		OrderKey: first(string(p.Contact.MSISDN), string(p.Contact.ID)),
+		OrderKey: p.contactKey(),
 		Fields:   fields("channelId", string(m.ChannelID), "platform", string(m.Platform)),
 	}
+}
+
+func (p *messageBirdPayload) contactKey() string {
+	return first(string(p.Contact.MSISDN), string(p.Contact.ID), string(p.Conversation.ContactID))
 }
 
 type sinchChannelIdentity struct {
@@ -554,11 +568,15 @@ func extractSinch(r *Request, _ Options) Result {
 }
 
 // extractStandard reads a Standard Webhooks request: the event id is the webhook-id header (the
-// same on every retry). There is no order key: the specification names no sender. Fields: type,
-// from a JSON body {"type": ..., "timestamp": ..., "data": ...}. Kind: event when the body is such
-// an object, else unknown (the webhook-id still counts).
-func extractStandard(r *Request, _ Options) Result {
+// same on every retry). The specification names no sender, so there is no order key unless the
+// channel names an order_key_header. Fields: type, from a JSON body {"type": ..., "timestamp":
+// ..., "data": ...}. Kind: event when the body is such an object, else unknown (the webhook-id
+// still counts).
+func extractStandard(r *Request, o Options) Result {
 	res := Result{Kind: KindUnknown, EventID: headerValue(r.Header, "webhook-id")}
+	if o.OrderKeyHeader != "" {
+		res.OrderKey = headerValue(r.Header, o.OrderKeyHeader)
+	}
 	var p struct {
 		Type text `json:"type"`
 	}
