@@ -99,7 +99,7 @@ func catalog() []*Profile {
 			RouteFields: []string{"channel", "from", "to"},
 			Ordered:     true,
 			Samples: samples(
-				"inbound", ctJSON, "karix/inbound_text.json",
+				"inbound", ctJSON, "karix/inbound_event_content.json",
 				"status", ctJSON, "karix/delivery_delivered.json",
 			),
 			extract: extractKarix,

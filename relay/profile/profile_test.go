@@ -124,7 +124,11 @@ func fixtureCases() []fixtureCase {
 			Fields: map[string]string{"app": "82ed52f4-30c0-4f12-81b4-e7ad07bd41de"},
 		}},
 
-		{provider: "karix", file: "karix/inbound_text.json", want: Result{
+		{provider: "karix", file: "karix/inbound_event_content.json", want: Result{
+			EventID: "ABEGkZlgQyWAAgo-sM3mYbGs6l0y", OrderKey: "919876543210", Kind: KindMessage,
+			Fields: map[string]string{"channel": "WABA", "from": "919876543210", "to": "918047190000"},
+		}},
+		{provider: "karix", file: "karix/inbound_rcm_message.json", want: Result{
 			EventID: "ABEGkZmWEHVtAgo-sLFB7EbPeLOp", OrderKey: "919876543210", Kind: KindMessage,
 			Fields: map[string]string{"channel": "WABA", "from": "919876543210", "to": "918047190000"},
 		}},

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"strings"
@@ -260,19 +261,29 @@ func extractGupshup(r *Request, _ Options) Result {
 	return res
 }
 
-// karixPayload is a Karix (Tanla) WhatsApp callback: an inbound message carries `message`, a
-// delivery event `notificationAttributes`; both carry events.mid.
+// karixMessage is the inbound message of a Karix callback, under `eventContent.message` or, in
+// the older RCM layout, `message`.
+type karixMessage struct {
+	Channel   text `json:"channel"`
+	From      text `json:"from"`
+	To        text `json:"to"`
+	Recipient struct {
+		To text `json:"to"`
+	} `json:"recipient"`
+	Sender struct {
+		From text `json:"from"`
+	} `json:"sender"`
+}
+
+// karixPayload is a Karix (Tanla) WhatsApp callback: an inbound message carries
+// eventContent.message (or message), a delivery event notificationAttributes; both carry
+// events.mid.
 type karixPayload struct {
-	Channel text `json:"channel"`
-	Message *struct {
-		Channel   text `json:"channel"`
-		Recipient struct {
-			To text `json:"to"`
-		} `json:"recipient"`
-		Sender struct {
-			From text `json:"from"`
-		} `json:"sender"`
-	} `json:"message"`
+	Channel      text          `json:"channel"`
+	Message      *karixMessage `json:"message"`
+	EventContent struct {
+		Message *karixMessage `json:"message"`
+	} `json:"eventContent"`
 	Events struct {
 		EventType text `json:"eventType"`
 		MID       text `json:"mid"`
@@ -290,23 +301,25 @@ type karixPayload struct {
 
 // extractKarix reads a Karix WhatsApp callback.
 //
-// Event id: events.mid, + ":" + notificationAttributes.status for delivery events. Order key:
-// message.sender.from (inbound) or recipient.to (delivery events). Fields: channel, from, to.
+// Event id: events.mid, + ":" + notificationAttributes.status for delivery events. Order key: the
+// inbound message's from (eventContent.message.from, or message.sender.from), or recipient.to of a
+// delivery event. Fields: channel, from, to.
 func extractKarix(r *Request, _ Options) Result {
 	var p karixPayload
-	if !decodeJSON(r.Body, &p) || p.Events.MID == "" && p.Message == nil && p.NotificationAttributes == nil {
+	if !decodeJSON(r.Body, &p) {
 		return Result{Kind: KindUnknown}
 	}
-	switch {
-	case p.Message != nil:
-		m := p.Message
+	if m := cmp.Or(p.EventContent.Message, p.Message); m != nil {
+		from := first(string(m.From), string(m.Sender.From))
 		return Result{
 			Kind:     KindMessage,
 			EventID:  string(p.Events.MID),
-			OrderKey: string(m.Sender.From),
-			Fields:   fields("channel", string(m.Channel), "from", string(m.Sender.From), "to", string(m.Recipient.To)),
+			OrderKey: from,
+			Fields: fields("channel", first(string(m.Channel), string(p.Channel)), "from", from,
+				"to", first(string(m.To), string(m.Recipient.To))),
 		}
-	case p.NotificationAttributes != nil:
+	}
+	if p.NotificationAttributes != nil {
 		var all ids
 		if p.NotificationAttributes.Status == "" {
 			all.missing = true
@@ -318,9 +331,11 @@ func extractKarix(r *Request, _ Options) Result {
 			OrderKey: string(p.Recipient.To),
 			Fields:   fields("channel", string(p.Channel), "from", string(p.Sender.From), "to", string(p.Recipient.To)),
 		}
-	default:
-		return Result{Kind: KindEvent, EventID: string(p.Events.MID)}
 	}
+	if p.Events.MID == "" {
+		return Result{Kind: KindUnknown}
+	}
+	return Result{Kind: KindEvent, EventID: string(p.Events.MID)}
 }
 
 // netcorePayload is a Netcore WhatsApp callback: incoming_message[] or delivery_status[].
