@@ -99,6 +99,16 @@ func (s *ids) add(base string, suffix ...string) {
 	s.parts = append(s.parts, id)
 }
 
+// addStatus appends a status item's id, id + ":" + status. A status item without its status word
+// cannot be told from its siblings (sent, delivered and read share the id), so the batch then
+// has no id.
+func (s *ids) addStatus(id, status string) {
+	if status == "" {
+		s.missing = true
+	}
+	s.add(id, status)
+}
+
 // String returns the combined event id: "" if any item had no id or there were no items.
 func (s *ids) String() string {
 	if s.missing || len(s.parts) == 0 {
@@ -120,14 +130,4 @@ func fields(kv ...string) map[string]string {
 		m[kv[i]] = kv[i+1]
 	}
 	return m
-}
-
-// first returns the first non-empty string.
-func first(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

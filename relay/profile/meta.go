@@ -1,5 +1,7 @@
 package profile
 
+import "cmp"
+
 // metaPayload is the part of a WhatsApp Cloud API webhook (object "whatsapp_business_account",
 // entry[].changes[].value) that carries ids, senders and routing fields. Gupshup's v3 callbacks
 // use the same shape with the app id beside it.
@@ -76,19 +78,15 @@ func (p *metaPayload) result() Result {
 				if firstItem {
 					firstItem = false
 					res.Kind = KindMessage
-					res.OrderKey = first(string(m.From), string(m.FromUserID))
+					res.OrderKey = cmp.Or(string(m.From), string(m.FromUserID))
 				}
 			}
 			for _, s := range v.Statuses {
-				// A status without its status word cannot be told from its siblings: no id.
-				if s.Status == "" {
-					all.missing = true
-				}
-				all.add(string(s.ID), string(s.Status))
+				all.addStatus(string(s.ID), string(s.Status))
 				if firstItem {
 					firstItem = false
 					res.Kind = KindStatus
-					res.OrderKey = first(string(s.RecipientID), string(s.RecipientUserID))
+					res.OrderKey = cmp.Or(string(s.RecipientID), string(s.RecipientUserID))
 				}
 			}
 		}

@@ -57,7 +57,7 @@ func extractTwilio(r *Request, _ Options) Result {
 	}
 	f := twilioFields{
 		MessageSid:    text(vals.Get("MessageSid")),
-		SmsSid:        text(first(vals.Get("SmsSid"), vals.Get("SmsMessageSid"))),
+		SmsSid:        text(cmp.Or(vals.Get("SmsSid"), vals.Get("SmsMessageSid"))),
 		MessageStatus: text(vals.Get("MessageStatus")),
 		SmsStatus:     text(vals.Get("SmsStatus")),
 		From:          text(vals.Get("From")),
@@ -80,11 +80,11 @@ func extractTwilio(r *Request, _ Options) Result {
 // item adds one Twilio message's id to all and returns its order key, fields and kind; ok is false
 // when it carries no message sid. eventType is the CloudEvent type, if any.
 func (f *twilioFields) item(all *ids, eventType string) (Result, bool) {
-	sid := first(string(f.MessageSid), string(f.SmsSid))
+	sid := cmp.Or(string(f.MessageSid), string(f.SmsSid))
 	if sid == "" {
 		return Result{}, false
 	}
-	status := first(string(f.MessageStatus), string(f.SmsStatus))
+	status := cmp.Or(string(f.MessageStatus), string(f.SmsStatus))
 	inbound := strings.Contains(eventType, "inbound-message")
 	switch strings.ToLower(status) {
 	case "received", "receiving":
@@ -174,11 +174,7 @@ func extractInfobip(r *Request, _ Options) Result {
 		kind, key := KindMessage, string(it.From)
 		switch {
 		case it.Status != nil:
-			status := first(string(it.Status.Name), string(it.Status.GroupName))
-			if status == "" {
-				all.missing = true
-			}
-			all.add(string(it.MessageID), status)
+			all.addStatus(string(it.MessageID), cmp.Or(string(it.Status.Name), string(it.Status.GroupName)))
 			kind, key = KindStatus, string(it.To)
 		case it.SeenAt != "":
 			all.add(string(it.MessageID), "SEEN")
@@ -247,7 +243,7 @@ func extractGupshup(r *Request, _ Options) Result {
 	case "message":
 		res.Kind = KindMessage
 		res.EventID = string(pl.ID)
-		res.OrderKey = first(string(pl.Source), string(pl.Sender.Phone))
+		res.OrderKey = cmp.Or(string(pl.Source), string(pl.Sender.Phone))
 	case "message-event":
 		res.Kind = KindStatus
 		if pl.ID != "" && pl.Type != "" {
@@ -310,21 +306,18 @@ func extractKarix(r *Request, _ Options) Result {
 		return Result{Kind: KindUnknown}
 	}
 	if m := cmp.Or(p.EventContent.Message, p.Message); m != nil {
-		from := first(string(m.From), string(m.Sender.From))
+		from := cmp.Or(string(m.From), string(m.Sender.From))
 		return Result{
 			Kind:     KindMessage,
 			EventID:  string(p.Events.MID),
 			OrderKey: from,
-			Fields: fields("channel", first(string(m.Channel), string(p.Channel)), "from", from,
-				"to", first(string(m.To), string(m.Recipient.To))),
+			Fields: fields("channel", cmp.Or(string(m.Channel), string(p.Channel)), "from", from,
+				"to", cmp.Or(string(m.To), string(m.Recipient.To))),
 		}
 	}
 	if p.NotificationAttributes != nil {
 		var all ids
-		if p.NotificationAttributes.Status == "" {
-			all.missing = true
-		}
-		all.add(string(p.Events.MID), string(p.NotificationAttributes.Status))
+		all.addStatus(string(p.Events.MID), string(p.NotificationAttributes.Status))
 		return Result{
 			Kind:     KindStatus,
 			EventID:  all.String(),
@@ -371,10 +364,7 @@ func extractNetcore(r *Request, _ Options) Result {
 		}
 	}
 	for i, d := range p.Delivery {
-		if d.Status == "" {
-			all.missing = true
-		}
-		all.add(string(d.NCMessageID), string(d.Status))
+		all.addStatus(string(d.NCMessageID), string(d.Status))
 		if i == 0 && len(p.Incoming) == 0 {
 			res = Result{Kind: KindStatus, OrderKey: string(d.Recipient), Fields: fields("recipient", string(d.Recipient))}
 		}
@@ -410,10 +400,7 @@ func extractWebex(r *Request, _ Options) Result {
 	}
 	if n := p.DeliveryInfoNotification; n != nil {
 		var all ids
-		if n.DeliveryInfo.DeliveryStatus == "" {
-			all.missing = true
-		}
-		all.add(string(n.TransID), string(n.DeliveryInfo.DeliveryStatus))
+		all.addStatus(string(n.TransID), string(n.DeliveryInfo.DeliveryStatus))
 		return Result{
 			Kind:     KindStatus,
 			EventID:  all.String(),
@@ -460,7 +447,7 @@ func extractVonage(r *Request, _ Options) Result {
 	}
 	res := Result{Fields: fields("to", string(p.To), "from", string(p.From), "channel", string(p.Channel))}
 	if p.Status != "" {
-		res.Kind, res.OrderKey = KindStatus, first(string(p.To), string(p.WhatsApp.Recipient.UserID))
+		res.Kind, res.OrderKey = KindStatus, cmp.Or(string(p.To), string(p.WhatsApp.Recipient.UserID))
 		res.EventID = string(p.MessageUUID) + ":" + string(p.Status)
 	} else {
 		res.Kind, res.OrderKey = KindMessage, string(p.From)
@@ -519,7 +506,7 @@ func extractMessageBird(r *Request, _ Options) Result {
 }
 
 func (p *messageBirdPayload) contactKey() string {
-	return first(string(p.Contact.MSISDN), string(p.Contact.ID), string(p.Conversation.ContactID))
+	return cmp.Or(string(p.Contact.MSISDN), string(p.Contact.ID), string(p.Conversation.ContactID))
 }
 
 type sinchChannelIdentity struct {
@@ -560,17 +547,14 @@ func extractSinch(r *Request, _ Options) Result {
 	case p.Message != nil:
 		res.Kind = KindMessage
 		res.EventID = string(p.Message.ID)
-		res.OrderKey = first(string(p.Message.ContactID), string(p.Message.ChannelIdentity.Identity))
+		res.OrderKey = cmp.Or(string(p.Message.ContactID), string(p.Message.ChannelIdentity.Identity))
 		ci = p.Message.ChannelIdentity
 	case p.Report != nil:
 		var all ids
-		if p.Report.Status == "" {
-			all.missing = true
-		}
-		all.add(string(p.Report.MessageID), string(p.Report.Status))
+		all.addStatus(string(p.Report.MessageID), string(p.Report.Status))
 		res.Kind = KindStatus
 		res.EventID = all.String()
-		res.OrderKey = first(string(p.Report.ContactID), string(p.Report.ChannelIdentity.Identity))
+		res.OrderKey = cmp.Or(string(p.Report.ContactID), string(p.Report.ChannelIdentity.Identity))
 		ci = p.Report.ChannelIdentity
 	}
 	if ci.Channel != "" {
