@@ -237,6 +237,8 @@ func ParseConfig(name, abs string, src []byte) (*Config, hcl.Diagnostics) {
 	var fc fileConfig
 	diags = append(diags, gohcl.DecodeBody(f.Body, evalContext(dir), &fc)...)
 	if diags.HasErrors() {
+		// gohcl walks attributes in map order: sort for stable output.
+		sort.SliceStable(diags, func(i, j int) bool { return diagBefore(diags[i], diags[j]) })
 		return nil, diags
 	}
 	v := &validator{dir: dir, ctx: evalContext(dir)}

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"cmp"
 	"net/http"
 	"net/url"
@@ -109,7 +110,7 @@ func (f *twilioFields) item(all *ids, eventType string) (Result, bool) {
 
 func extractTwilioJSON(body []byte) Result {
 	var events []twilioEvent
-	if b := strings.TrimLeft(string(body), " \t\r\n"); strings.HasPrefix(b, "{") {
+	if bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) {
 		var one twilioEvent
 		if !decodeJSON(body, &one) {
 			return Result{Kind: KindUnknown}
