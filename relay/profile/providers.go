@@ -194,10 +194,10 @@ func extractInfobip(r *Request, _ Options) Result {
 // gupshupPayload is a Gupshup WhatsApp callback in the v2 format (`type` "message",
 // "message-event", "user-event", ...). The v3 format is Meta's (metaPayload with gs_app_id).
 type gupshupPayload struct {
-	App     text `json:"app"`
-	Type    text `json:"type"`
-	Object  text `json:"object"`
-	Payload struct {
+	metaPayload      // v3
+	App         text `json:"app"`
+	Type        text `json:"type"`
+	Payload     struct {
 		ID          text `json:"id"`
 		Type        text `json:"type"`
 		Source      text `json:"source"`
@@ -222,16 +222,12 @@ func extractGupshup(r *Request, _ Options) Result {
 		return Result{Kind: KindUnknown}
 	}
 	if p.Object == metaObject {
-		var m metaPayload
-		if !decodeJSON(r.Body, &m) {
-			return Result{Kind: KindUnknown}
-		}
-		res := m.result()
-		if m.GSAppID != "" {
+		res := p.result()
+		if p.GSAppID != "" {
 			if res.Fields == nil {
 				res.Fields = map[string]string{}
 			}
-			res.Fields["app"] = string(m.GSAppID)
+			res.Fields["app"] = string(p.GSAppID)
 		}
 		return res
 	}
@@ -246,11 +242,9 @@ func extractGupshup(r *Request, _ Options) Result {
 		res.EventID = string(pl.ID)
 		res.OrderKey = cmp.Or(string(pl.Source), string(pl.Sender.Phone))
 	case "message-event":
-		res.Kind = KindStatus
-		if pl.ID != "" && pl.Type != "" {
-			res.EventID = string(pl.ID) + ":" + string(pl.Type)
-		}
-		res.OrderKey = string(pl.Destination)
+		var all ids
+		all.addStatus(string(pl.ID), string(pl.Type))
+		res.Kind, res.EventID, res.OrderKey = KindStatus, all.String(), string(pl.Destination)
 	default:
 		res.Kind = KindEvent
 		res.OrderKey = string(pl.Phone)
@@ -381,9 +375,8 @@ type webexPayload struct {
 	metaValue
 	DeliveryInfoNotification *struct {
 		DeliveryInfo struct {
-			DeliveryStatus  text `json:"deliveryStatus"`
-			Destination     text `json:"destination"`
-			DeliveryChannel text `json:"deliveryChannel"`
+			DeliveryStatus text `json:"deliveryStatus"`
+			Destination    text `json:"destination"`
 		} `json:"deliveryInfo"`
 		TransID text `json:"transid"`
 	} `json:"deliveryInfoNotification"`
