@@ -1,0 +1,212 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"time"
+)
+
+func goVersion() string { return runtime.Version() }
+func goos() string      { return runtime.GOOS }
+func goarch() string    { return runtime.GOARCH }
+func numCPU() int       { return runtime.NumCPU() }
+
+// Targets of the current round of figures (the numbers).
+const (
+	targetRatio      = 0.40
+	targetP99        = 20 * time.Millisecond
+	targetRSS        = 150 << 20
+	targetPassRate   = 10000
+	backlogSlopeFrac = 0.02 // a backlog growing by more than 2% of the offered rate is growing
+)
+
+// relayRun is one loaded relay run.
+type relayRun struct {
+	res            *result
+	rss, hwm       int64
+	commits, syncs float64
+}
+
+func (r *relayRun) perSync() float64 {
+	if r.syncs == 0 {
+		return 0
+	}
+	return r.commits / r.syncs
+}
+
+// ingest alternates baseline and relay runs and compares them.
+func (e *env) ingest() (bool, error) {
+	o := e.o
+	e.printf("== ingest: %d connections, 1 KB Meta callbacks signed with X-Hub-Signature-256, %s per run (after %s warm-up), %d round(s)", o.conns, o.duration, o.warmup, o.rounds)
+	var sinkURL string
+	if o.backend == "down" {
+		addr, err := freePort()
+		if err != nil {
+			return false, err
+		}
+		sinkURL = "http://" + addr + "/events"
+		e.printf("relay backend: down (%s refuses connections): the relay makes every event durable and keeps it on disk, so this is the durable ingest rate alone", addr)
+	} else {
+		sk, err := newSink(0)
+		if err != nil {
+			return false, err
+		}
+		defer sk.close()
+		sinkURL = sk.url
+		e.printf("relay backend: live sink in the bench process (%s): deliveries run during the load", sinkURL)
+	}
+	e.printf("relay log level: %s, log file in the work dir", o.logLevel)
+
+	var base []*result
+	var rel []*relayRun
+	for round := 1; round <= o.rounds; round++ {
+		order := []string{"baseline", "relay"}
+		if round%2 == 0 {
+			order = []string{"relay", "baseline"}
+		}
+		for _, which := range order {
+			if which == "baseline" {
+				r, err := e.loadBaseline()
+				if err != nil {
+					return false, err
+				}
+				base = append(base, r)
+				e.printf("round %d baseline: %.0f req/s, p50 %s, p99 %s, %d connections, errors: %s",
+					round, r.rate(), ms(r.quantile(.5)), ms(r.quantile(.99)), r.dials, r.otherStatuses())
+				continue
+			}
+			rr, err := e.loadRelay(sinkURL, o.logLevel, o.cpuprofile != "" && len(rel) == 0)
+			if err != nil {
+				return false, err
+			}
+			rel = append(rel, rr)
+			e.printf("round %d relay:    %.0f events/s, p50 %s, p99 %s, %d connections, errors: %s, rss %s (peak %s), %.1f commits per fsync",
+				round, rr.res.rate(), ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), rr.res.dials, rr.res.otherStatuses(),
+				mib(rr.rss), mib(rr.hwm), rr.perSync())
+		}
+	}
+
+	bRate := median(base, func(r *result) float64 { return r.rate() })
+	rRate := median(rel, func(r *relayRun) float64 { return r.res.rate() })
+	bP50 := median(base, func(r *result) float64 { return float64(r.quantile(.5)) })
+	bP99 := median(base, func(r *result) float64 { return float64(r.quantile(.99)) })
+	rP50 := median(rel, func(r *relayRun) float64 { return float64(r.res.quantile(.5)) })
+	rP99 := median(rel, func(r *relayRun) float64 { return float64(r.res.quantile(.99)) })
+	var ratios []float64
+	for i := range min(len(base), len(rel)) {
+		ratios = append(ratios, rel[i].res.rate()/base[i].rate())
+	}
+	hwm := slices.MaxFunc(rel, func(a, b *relayRun) int { return int(a.hwm - b.hwm) }).hwm
+	perSync := median(rel, func(r *relayRun) float64 { return r.perSync() })
+	e.printf("baseline rate (median): %.0f req/s", bRate)
+	e.printf("baseline latency (median): p50 %s, p99 %s", ms(time.Duration(bP50)), ms(time.Duration(bP99)))
+	e.printf("relay rate (median): %.0f events/s", rRate)
+	e.printf("relay latency (median): p50 %s, p99 %s", ms(time.Duration(rP50)), ms(time.Duration(rP99)))
+	e.printf("ratio relay/baseline (of medians): %.2f", rRate/bRate)
+	e.printf("ratio relay/baseline (per round): %s (median %.2f)", fmtFloats(ratios), medianF(ratios))
+	e.printf("relay peak RSS: %s", mib(hwm))
+	e.printf("relay commits per fsync (median): %.1f", perSync)
+
+	ok := true
+	ok = e.check("durable ingest ratio", rRate/bRate >= targetRatio, "%.2f (target ≥ %.2f)", rRate/bRate, targetRatio) && ok
+	ok = e.check("relay p99 ack latency", time.Duration(rP99) <= targetP99, "%s (target ≤ %s)", ms(time.Duration(rP99)), ms(targetP99)) && ok
+	ok = e.check("relay peak RSS", hwm <= targetRSS, "%s (target ≤ %s)", mib(hwm), mib(targetRSS)) && ok
+	for _, rr := range rel {
+		if rr.res.ok == 0 || len(rr.res.statuses) > 0 {
+			ok = e.check("relay answered only 200", false, "other answers: %s", rr.res.otherStatuses()) && ok
+			break
+		}
+	}
+
+	if o.infoRound {
+		rr, err := e.loadRelay(sinkURL, "info", false)
+		if err != nil {
+			return false, err
+		}
+		e.printf("relay at log level info: %.0f events/s (%.2f × the baseline median), p50 %s, p99 %s, rss peak %s",
+			rr.res.rate(), rr.res.rate()/bRate, ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), mib(rr.hwm))
+	}
+	if o.cpuprofile != "" {
+		e.printf("relay CPU profile: %s (go tool pprof -top %s %s)", o.cpuprofile, e.bin, o.cpuprofile)
+	}
+	return ok || !o.strict, nil
+}
+
+// check prints a check line and returns whether it passed.
+func (e *env) check(name string, pass bool, format string, args ...any) bool {
+	verdict := "ok"
+	if !pass {
+		verdict = "MISSED"
+	}
+	e.printf("check %s: %s: %s", name, verdict, fmt.Sprintf(format, args...))
+	return pass
+}
+
+func (e *env) loadBaseline() (*result, error) {
+	p, err := e.startBaseline()
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	return closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders), nil
+}
+
+func (e *env) loadRelay(sinkURL, level string, profile bool) (*relayRun, error) {
+	p, err := e.startRelay(relaySpec{backendURL: sinkURL, concurrency: 16, logLevel: level, profile: profile})
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	before, err := e.metrics(p)
+	if err != nil {
+		return nil, fmt.Errorf("scraping the relay's metrics: %w", err)
+	}
+	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders)
+	after, err := e.metrics(p)
+	if err != nil {
+		return nil, fmt.Errorf("scraping the relay's metrics: %w", err)
+	}
+	rr := &relayRun{res: res}
+	rr.rss, rr.hwm = p.memory()
+	rr.commits = after["edgerelay_queue_commits_total"] - before["edgerelay_queue_commits_total"]
+	rr.syncs = after["edgerelay_queue_syncs_total"] - before["edgerelay_queue_syncs_total"]
+	if profile {
+		// The profile ends on its own timer; give it time to be written.
+		time.Sleep(500 * time.Millisecond)
+	}
+	return rr, nil
+}
+
+func median[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	return medianF(v)
+}
+
+func medianF(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func fmtFloats(v []float64) string {
+	s := ""
+	for i, x := range v {
+		if i > 0 {
+			s += " "
+		}
+		s += fmt.Sprintf("%.2f", x)
+	}
+	return s
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }

@@ -1,0 +1,163 @@
+// Command bench measures edgerelay's throughput and latency against a
+// baseline, side by side in the same run, over loopback.
+//
+// It is a load tool, not a timed test. Run it from the module root:
+//
+//	go run ./bench                       # both modes (about two minutes)
+//	go run ./bench -mode ingest          # durable ingest against the baseline
+//	go run ./bench -mode passthrough     # paced load with a live backend
+//
+// Ingest mode (-mode ingest [-duration 10s] [-conns 64] [-rounds 3]) loads,
+// in alternation for -rounds rounds, (a) a minimal Go server doing the same
+// HMAC check on the same body and storing nothing (this binary re-executed
+// with the hidden flag -serve-baseline) and (b) the relay binary (built into
+// a temporary directory, or -bin PATH). Every round starts each server
+// afresh; the relay gets an empty data_dir. The load is closed-loop: -conns
+// workers, each with its own keep-alive TCP connection, post a 1 KB Meta
+// WhatsApp message (a unique message id per request, so de-duplication never
+// turns a request into a no-op) signed with X-Hub-Signature-256, and time
+// each answer from the first byte written to the last byte read. By default
+// the relay's backend is a closed local port: every accepted event is made
+// durable and waits on disk, so the figure is the durable ingest rate alone
+// (-backend live points it at a sink inside this process instead, so that
+// deliveries compete for the same CPU). The tool prints each round, then
+// the medians of the rates and p50/p99 latencies, the ratio relay/baseline,
+// the relay's peak RSS and the queue's commits per fsync (from the admin
+// /metrics); with -info-round it also runs the relay once more at log level
+// info (one log line per callback) and reports that rate.
+//
+// Passthrough mode (-mode passthrough [-rate 10000] [-duration 20s]) runs the
+// relay in front of a live backend inside this process and offers an
+// open-loop load at -rate events/s (a token bucket shared by -conns workers;
+// latency counts from the time a request was due, so a stalled server is
+// not hidden). Each second it prints the acknowledged and delivered counts,
+// the backlog (pending + in flight, from the admin API) and the relay's RSS.
+// After the load it waits (at most -drain) until every acknowledged event
+// has reached the backend, byte for byte, and prints the offered,
+// acknowledged and delivered rates, the backlog trend, the missing and
+// duplicate counts and the relay's peak RSS. Messages come from -senders
+// distinct senders, so per-sender ordering (on by default for Meta) does not
+// serialise every delivery.
+//
+// Every figure is printed as one plain "name: value" line. Lines starting
+// with "check" compare a figure with its target. The exit status is 1 when
+// a correctness check fails (an acknowledged event never delivered, a body
+// altered), or with -strict when a figure misses its target.
+//
+// -cpuprofile FILE builds the relay with an extra file (through go build
+// -overlay, the source tree is untouched) that writes a CPU profile of the
+// first relay run under load to FILE; read it with go tool pprof.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the command-line settings.
+type options struct {
+	mode       string
+	duration   time.Duration
+	warmup     time.Duration
+	conns      int
+	rounds     int
+	bin        string
+	backend    string
+	logLevel   string
+	infoRound  bool
+	rate       int
+	ptDuration time.Duration
+	drain      time.Duration
+	senders    int
+	concurrent int
+	strict     bool
+	cpuprofile string
+	keep       bool
+
+	serveBaseline string
+	secret        string
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.mode, "mode", "all", "ingest, passthrough or all")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "load time per server per round (ingest); passthrough uses -pt-duration")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring, per run")
+	fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
+	fs.IntVar(&o.rounds, "rounds", 3, "ingest rounds (baseline and relay each once per round)")
+	fs.StringVar(&o.bin, "bin", "", "relay binary (default: build ./cmd/edgerelay into a temporary directory)")
+	fs.StringVar(&o.backend, "backend", "down", "ingest: the relay's backend, down (a closed port: pure durable ingest) or live (a sink in this process)")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "relay log level for the measured rounds")
+	fs.BoolVar(&o.infoRound, "info-round", true, "ingest: one more relay run at log level info")
+	fs.IntVar(&o.rate, "rate", 10000, "passthrough: offered events per second")
+	fs.DurationVar(&o.ptDuration, "pt-duration", 20*time.Second, "passthrough: load time")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "passthrough: how long to wait for acknowledged events after the load")
+	fs.IntVar(&o.senders, "senders", 4096, "distinct WhatsApp senders (order keys)")
+	fs.IntVar(&o.concurrent, "backend-concurrency", 32, "passthrough: the relay backend's concurrency")
+	fs.BoolVar(&o.strict, "strict", false, "exit 1 also when a figure misses its target")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first loaded relay run to this file")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, relay logs)")
+	fs.StringVar(&o.serveBaseline, "serve-baseline", "", "internal: serve the baseline on this address")
+	fs.StringVar(&o.secret, "secret", benchSecret, "HMAC secret (the Meta app secret)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if o.serveBaseline != "" {
+		if err := serveBaseline(o.serveBaseline, o.secret); err != nil {
+			fmt.Fprintf(stderr, "bench baseline: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if o.conns < 1 || o.rounds < 1 || o.rate < 1 || o.senders < 1 || o.concurrent < 1 {
+		fmt.Fprintln(stderr, "bench: -conns, -rounds, -rate, -senders and -backend-concurrency must be positive")
+		return 2
+	}
+	if o.backend != "down" && o.backend != "live" {
+		fmt.Fprintln(stderr, "bench: -backend must be down or live")
+		return 2
+	}
+	env, err := newEnv(o, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	defer env.close()
+
+	failed := false
+	switch o.mode {
+	case "ingest", "passthrough", "all":
+	default:
+		fmt.Fprintf(stderr, "bench: unknown -mode %q (ingest, passthrough or all)\n", o.mode)
+		return 2
+	}
+	if o.mode == "ingest" || o.mode == "all" {
+		ok, err := env.ingest()
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: ingest: %v\n", err)
+			return 1
+		}
+		failed = failed || !ok
+	}
+	if o.mode == "passthrough" || o.mode == "all" {
+		ok, err := env.passthrough()
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: passthrough: %v\n", err)
+			return 1
+		}
+		failed = failed || !ok
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}

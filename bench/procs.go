@@ -1,0 +1,410 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// env is one bench run: its temporary directory, the relay binary and the
+// output.
+type env struct {
+	o      options
+	out    io.Writer
+	errw   io.Writer
+	dir    string
+	bin    string
+	self   string
+	ts     int64
+	seqs   seqSource
+	runs   int
+	client *http.Client
+}
+
+func newEnv(o options, stdout, stderr io.Writer) (*env, error) {
+	dir, err := os.MkdirTemp("", "edgerelay-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{o: o, out: stdout, errw: stderr, dir: dir, ts: time.Now().Unix(),
+		client: &http.Client{Timeout: 5 * time.Second}}
+	if e.self, err = os.Executable(); err != nil {
+		e.close()
+		return nil, fmt.Errorf("finding this executable (for the baseline): %w", err)
+	}
+	e.bin = o.bin
+	if e.bin == "" || o.cpuprofile != "" {
+		if e.bin, err = e.build(); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	e.printf("go: %s %s/%s, GOMAXPROCS default, %d CPU(s)", goVersion(), goos(), goarch(), numCPU())
+	e.printf("relay binary: %s", e.bin)
+	e.printf("work dir: %s", dir)
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.o.keep {
+		fmt.Fprintf(e.errw, "bench: kept %s\n", e.dir)
+		return
+	}
+	os.RemoveAll(e.dir)
+}
+
+func (e *env) printf(format string, args ...any) {
+	fmt.Fprintf(e.out, format+"\n", args...)
+}
+
+// build compiles ./cmd/edgerelay of the enclosing module (with the CPU
+// profile hook when -cpuprofile is set).
+func (e *env) build() (string, error) {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	if strings.TrimSpace(string(gomod)) == "" || strings.TrimSpace(string(gomod)) == os.DevNull {
+		return "", fmt.Errorf("run the bench inside the edgerelay module (or give -bin)")
+	}
+	bin := filepath.Join(e.dir, "edgerelay")
+	args := []string{"build", "-o", bin}
+	if e.o.cpuprofile != "" {
+		overlay, err := e.profileOverlay(root)
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", overlay)
+	}
+	args = append(args, "./cmd/edgerelay")
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/edgerelay: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// profileHook is added to package main of the relay by -cpuprofile: it
+// profiles the process from EDGERELAY_BENCH_CPUPROFILE_DELAY after start
+// for EDGERELAY_BENCH_CPUPROFILE_FOR.
+const profileHook = `package main
+
+import (
+	"os"
+	"runtime/pprof"
+	"time"
+)
+
+func init() {
+	path := os.Getenv("EDGERELAY_BENCH_CPUPROFILE")
+	if path == "" {
+		return
+	}
+	delay, _ := time.ParseDuration(os.Getenv("EDGERELAY_BENCH_CPUPROFILE_DELAY"))
+	span, _ := time.ParseDuration(os.Getenv("EDGERELAY_BENCH_CPUPROFILE_FOR"))
+	go func() {
+		time.Sleep(delay)
+		f, err := os.Create(path)
+		if err != nil {
+			return
+		}
+		if pprof.StartCPUProfile(f) != nil {
+			return
+		}
+		time.Sleep(span)
+		pprof.StopCPUProfile()
+		f.Close()
+	}()
+}
+`
+
+func (e *env) profileOverlay(root string) (string, error) {
+	src := filepath.Join(e.dir, "zz_bench_cpuprofile.go")
+	if err := os.WriteFile(src, []byte(profileHook), 0o600); err != nil {
+		return "", err
+	}
+	ov, _ := json.Marshal(map[string]map[string]string{
+		"Replace": {filepath.Join(root, "cmd", "edgerelay", "zz_bench_cpuprofile.go"): src},
+	})
+	path := filepath.Join(e.dir, "overlay.json")
+	return path, os.WriteFile(path, ov, 0o600)
+}
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr, nil
+}
+
+// proc is a server process under test.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	addr    string // the loaded address
+	admin   string // relay only
+	logPath string
+	done    chan error
+}
+
+// startBaseline re-executes this binary as the baseline server.
+func (e *env) startBaseline() (*proc, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	e.runs++
+	logPath := filepath.Join(e.dir, fmt.Sprintf("baseline-%d.log", e.runs))
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	cmd := exec.Command(e.self, "-serve-baseline", addr, "-secret", benchSecret)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	p := &proc{name: "baseline", cmd: cmd, addr: addr, logPath: logPath, done: make(chan error, 1)}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the baseline: %w", err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	if err := e.waitHTTP(p, "http://"+addr+"/", http.StatusNotFound); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// relaySpec is what varies between relay runs.
+type relaySpec struct {
+	backendURL  string
+	concurrency int
+	logLevel    string
+	profile     bool
+}
+
+// startRelay writes a configuration with a fresh data_dir and starts the
+// relay binary on it.
+func (e *env) startRelay(rs relaySpec) (*proc, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	e.runs++
+	dir := filepath.Join(e.dir, fmt.Sprintf("relay-%d", e.runs))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf(`data_dir = %q
+
+log {
+  level  = %q
+  format = "json"
+}
+
+queue {
+  max_size = "16GiB"
+}
+
+listener "public" {
+  address = %q
+}
+
+admin {
+  address = %q
+}
+
+channel "meta-bench" {
+  listener = "public"
+  path     = %q
+  provider = "meta"
+  auth "hmac" {
+    secrets = [%q]
+  }
+  forward_to = ["sink"]
+}
+
+backend "sink" {
+  url         = %q
+  concurrency = %d
+  timeout     = "10s"
+}
+`, filepath.Join(dir, "data"), rs.logLevel, addr, admin, channelPath, benchSecret, rs.backendURL, rs.concurrency)
+	cfgPath := filepath.Join(dir, "edgerelay.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "relay.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer lf.Close()
+	cmd := exec.Command(e.bin, "run", "-config", cfgPath, "-shutdown-grace", "5s")
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = os.Environ()
+	if rs.profile {
+		cmd.Env = append(cmd.Env,
+			"EDGERELAY_BENCH_CPUPROFILE="+e.o.cpuprofile,
+			"EDGERELAY_BENCH_CPUPROFILE_DELAY=1s",
+			"EDGERELAY_BENCH_CPUPROFILE_FOR="+e.o.duration.String())
+	}
+	p := &proc{name: "relay", cmd: cmd, addr: addr, admin: admin, logPath: logPath, done: make(chan error, 1)}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the relay: %w", err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	if err := e.waitHTTP(p, "http://"+admin+"/readyz", http.StatusOK); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitHTTP polls url until it answers want, or the process exits, or 20s.
+func (e *env) waitHTTP(p *proc, url string, want int) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("%s exited before it was ready (%v); log %s:\n%s", p.name, err, p.logPath, tail(p.logPath))
+		default:
+		}
+		resp, err := e.client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready after 20s; log %s:\n%s", p.name, p.logPath, tail(p.logPath))
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// stop ends the process: SIGTERM, then SIGKILL after 10s.
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		p.done <- <-p.done
+	}
+}
+
+// memory reads the process's resident set size and its peak (bytes).
+func (p *proc) memory() (rss, hwm int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(fields[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n << 10
+		case "VmHWM":
+			hwm = n << 10
+		}
+	}
+	return rss, hwm
+}
+
+// metrics scrapes the relay's /metrics and returns the unlabelled samples
+// and the sums of labelled ones, by metric name.
+func (e *env) metrics(p *proc) (map[string]float64, error) {
+	resp, err := e.client.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		name := line[:i]
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			name = name[:j]
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		m[name] += v
+	}
+	return m, sc.Err()
+}
+
+// backlog is the sum of pending and in-flight deliveries of the relay's
+// backends, from the admin API.
+func (e *env) backlog(p *proc) (pending, inFlight int, err error) {
+	resp, err := e.client.Get("http://" + p.admin + "/api/v1/queues")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Queues []struct {
+			Pending  int `json:"pending"`
+			InFlight int `json:"in_flight"`
+		} `json:"queues"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return 0, 0, err
+	}
+	for _, q := range v.Queues {
+		pending += q.Pending
+		inFlight += q.InFlight
+	}
+	return pending, inFlight, nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
