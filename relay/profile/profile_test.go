@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -401,5 +402,39 @@ func TestNilAndZero(t *testing.T) {
 		if got := mustLookup(t, name).Classify(nil, Options{}); got.Kind != KindUnknown {
 			t.Fatalf("%s with nil request: %+v", name, got)
 		}
+	}
+}
+
+func TestMetaTwoEntries(t *testing.T) {
+	body := `{"object":"whatsapp_business_account","entry":[
+	 {"id":"111","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550001111","phone_number_id":"1001"},"statuses":[{"id":"wamid.S1","status":"sent","recipient_id":"4915100000001"}]}}]},
+	 {"id":"222","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550002222","phone_number_id":"2002"},"messages":[{"id":"wamid.M2","from":"4915100000002"}]}}]}]}`
+	got := mustLookup(t, "meta").Classify(&Request{Body: []byte(body)}, Options{})
+	checkResult(t, got, Result{
+		EventID: "wamid.S1:sent,wamid.M2", OrderKey: "4915100000001", Kind: KindStatus,
+		Fields: map[string]string{"phone_number_id": "1001", "display_phone_number": "15550001111", "waba_id": "111"},
+	})
+}
+
+// TestClassifyConcurrently: one Profile serves every request of a channel at once; run with -race.
+func TestClassifyConcurrently(t *testing.T) {
+	p := mustLookup(t, "meta")
+	body, ct := readFixture(t, "meta/batch_two_messages.json")
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for range 8 {
+		wg.Go(func() {
+			for range 200 {
+				if got := p.Classify(&Request{ContentType: ct, Body: body}, Options{}); got.EventID != "wamid.AAA1,wamid.AAA2" {
+					errs <- got.EventID
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("concurrent Classify: event id %q", e)
 	}
 }
