@@ -13,7 +13,8 @@
 // changes another caller's.
 //
 // The per-provider rules are summarised in PROFILES.md next to this file; the fixtures under
-// testdata/ are the providers' own published sample payloads (see testdata/README.md).
+// testdata/ are built from the providers' published sample payloads, and testdata/README.md
+// names the source of each.
 package profile
 
 import (
