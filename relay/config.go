@@ -746,7 +746,7 @@ func (v *validator) channel(cb *channelBlock, listeners map[string]*ListenerConf
 			ch.Methods = append(ch.Methods, m)
 		}
 	}
-	canOrder := p.Ordered || ch.ProfileOptions.OrderKeyHeader != ""
+	canOrder := p.OrdersBy(ch.ProfileOptions)
 	switch o := str(cb.Ordering, ""); o {
 	case "":
 		ch.Ordered = canOrder

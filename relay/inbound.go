@@ -188,6 +188,7 @@ func (s *Server) authenticate(r *http.Request, ch *ChannelConfig, body []byte) (
 	ar := &auth.Request{
 		Method:     r.Method,
 		URL:        r.URL,
+		Host:       r.Host,
 		PublicURL:  ch.PublicURL,
 		Header:     r.Header,
 		Body:       body,

@@ -41,30 +41,45 @@ func NewReceiver(out io.Writer, secret string, status int) (*Receiver, error) {
 	return r, nil
 }
 
+type receivedLine struct {
+	Time        string `json:"time"`
+	EventID     string `json:"event_id"`
+	Channel     string `json:"channel"`
+	Provider    string `json:"provider"`
+	Attempt     string `json:"attempt"`
+	Signature   string `json:"signature,omitempty"`
+	ReceivedAt  string `json:"received_at"`
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	ContentType string `json:"content_type"`
+	Bytes       int    `json:"bytes"`
+	Body        string `json:"body"`
+}
+
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(req.Body, 64<<20))
 	if err != nil {
 		http.Error(w, "read error", http.StatusBadRequest)
 		return
 	}
-	line := map[string]any{
-		"time":         time.Now().UTC().Format(time.RFC3339Nano),
-		"method":       req.Method,
-		"path":         req.URL.RequestURI(),
-		"event_id":     req.Header.Get("X-Relay-Event-Id"),
-		"channel":      req.Header.Get("X-Relay-Channel"),
-		"provider":     req.Header.Get("X-Relay-Provider"),
-		"attempt":      req.Header.Get("X-Relay-Attempt"),
-		"received_at":  req.Header.Get("X-Relay-Received-At"),
-		"content_type": req.Header.Get("Content-Type"),
-		"bytes":        len(body),
-		"body":         string(body),
+	line := receivedLine{
+		Time:        time.Now().UTC().Format(time.RFC3339Nano),
+		EventID:     req.Header.Get("X-Relay-Event-Id"),
+		Channel:     req.Header.Get("X-Relay-Channel"),
+		Provider:    req.Header.Get("X-Relay-Provider"),
+		Attempt:     req.Header.Get("X-Relay-Attempt"),
+		ReceivedAt:  req.Header.Get("X-Relay-Received-At"),
+		Method:      req.Method,
+		Path:        req.URL.RequestURI(),
+		ContentType: req.Header.Get("Content-Type"),
+		Bytes:       len(body),
+		Body:        string(body),
 	}
 	if rc.verifier != nil {
-		err := rc.verifier.Verify(&auth.Request{Method: req.Method, URL: req.URL, Header: req.Header, Body: body, RemoteAddr: req.RemoteAddr})
-		line["signature"] = "valid"
+		err := rc.verifier.Verify(&auth.Request{Method: req.Method, URL: req.URL, Host: req.Host, Header: req.Header, Body: body, RemoteAddr: req.RemoteAddr})
+		line.Signature = "valid"
 		if err != nil {
-			line["signature"] = "INVALID: " + err.Error()
+			line.Signature = "INVALID: " + err.Error()
 		}
 	}
 	b, _ := json.Marshal(line)
