@@ -2,9 +2,11 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -48,7 +50,7 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 // authenticate it, classify it, make it durable, answer.
 func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state, ch *ChannelConfig) {
 	start := time.Now()
-	log := s.log.With("channel", ch.Name, "client", r.RemoteAddr)
+	log := callbackLog{s.log, ch.Name, r.RemoteAddr}
 	status := 0
 	defer func() {
 		s.metrics.requests.WithLabelValues(ch.Name, strconv.Itoa(status)).Inc()
@@ -149,6 +151,24 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 	log.Info("callback accepted", "status", status, "event_id", out.ID, "provider_event_id", res.EventID,
 		"kind", res.Kind, "duplicate", out.Duplicate, "backends", backends, "bytes", len(body),
 		"duration_ms", float64(time.Since(start).Microseconds())/1000)
+}
+
+// callbackLog adds the channel and client to a callback's log line without
+// building a derived logger for every request.
+type callbackLog struct {
+	l               *slog.Logger
+	channel, client string
+}
+
+func (c callbackLog) Info(msg string, args ...any)  { c.log(slog.LevelInfo, msg, args) }
+func (c callbackLog) Warn(msg string, args ...any)  { c.log(slog.LevelWarn, msg, args) }
+func (c callbackLog) Error(msg string, args ...any) { c.log(slog.LevelError, msg, args) }
+
+func (c callbackLog) log(level slog.Level, msg string, args []any) {
+	if !c.l.Enabled(context.Background(), level) {
+		return
+	}
+	c.l.Log(context.Background(), level, msg, append([]any{"channel", c.channel, "client", c.client}, args...)...)
 }
 
 func (c *Config) listener(name string) *ListenerConfig {
