@@ -24,7 +24,7 @@ const (
 // relayRun is one loaded relay run.
 type relayRun struct {
 	res            *result
-	rss, hwm       int64
+	mem            memInfo
 	commits, syncs float64
 }
 
@@ -81,9 +81,9 @@ func (e *env) ingest() (bool, error) {
 				return false, err
 			}
 			rel = append(rel, rr)
-			e.printf("round %d relay:    %.0f events/s, p50 %s, p99 %s, %d connections, errors: %s, rss %s (peak %s), %.1f commits per fsync",
+			e.printf("round %d relay:    %.0f events/s, p50 %s, p99 %s, %d connections, errors: %s, %s, %.1f commits per fsync",
 				round, rr.res.rate(), ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), rr.res.dials, rr.res.otherStatuses(),
-				mib(rr.rss), mib(rr.hwm), rr.perSync())
+				rr.mem, rr.perSync())
 		}
 	}
 
@@ -97,7 +97,7 @@ func (e *env) ingest() (bool, error) {
 	for i := range min(len(base), len(rel)) {
 		ratios = append(ratios, rel[i].res.rate()/base[i].rate())
 	}
-	hwm := slices.MaxFunc(rel, func(a, b *relayRun) int { return int(a.hwm - b.hwm) }).hwm
+	hwm := slices.MaxFunc(rel, func(a, b *relayRun) int { return int(a.mem.hwm - b.mem.hwm) }).mem.hwm
 	perSync := median(rel, func(r *relayRun) float64 { return r.perSync() })
 	e.printf("baseline rate (median): %.0f req/s", bRate)
 	e.printf("baseline latency (median): p50 %s, p99 %s", ms(time.Duration(bP50)), ms(time.Duration(bP99)))
@@ -124,8 +124,8 @@ func (e *env) ingest() (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		e.printf("relay at log level info: %.0f events/s (%.2f × the baseline median), p50 %s, p99 %s, rss peak %s",
-			rr.res.rate(), rr.res.rate()/bRate, ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), mib(rr.hwm))
+		e.printf("relay at log level info: %.0f events/s (%.2f × the baseline median), p50 %s, p99 %s, %s",
+			rr.res.rate(), rr.res.rate()/bRate, ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), rr.mem)
 	}
 	if o.cpuprofile != "" {
 		e.printf("relay CPU profile: %s (go tool pprof -top %s %s)", o.cpuprofile, e.bin, o.cpuprofile)
@@ -168,7 +168,7 @@ func (e *env) loadRelay(sinkURL, level string, profile bool) (*relayRun, error) 
 		return nil, fmt.Errorf("scraping the relay's metrics: %w", err)
 	}
 	rr := &relayRun{res: res}
-	rr.rss, rr.hwm = p.memory()
+	rr.mem = p.memory()
 	rr.commits = after["edgerelay_queue_commits_total"] - before["edgerelay_queue_commits_total"]
 	rr.syncs = after["edgerelay_queue_syncs_total"] - before["edgerelay_queue_syncs_total"]
 	if profile {

@@ -128,16 +128,17 @@ func (e *env) passthrough() (bool, error) {
 	var lastDelivered int64
 	report := func(phase string) (backlog int, missing int) {
 		pending, inFlight, err := e.backlog(p)
-		rss, _ := p.memory()
+		m := p.memory()
+		rss := m.rss
 		peakRSS = max(peakRSS, rss)
 		acks, missing := countAcked()
 		d := sk.total.Load()
 		el := time.Since(start)
 		if err != nil {
-			e.printf("t=%4.1fs %s: acked %d, delivered %d (+%d), backlog unknown (%v), rss %s", el.Seconds(), phase, acks, d, d-lastDelivered, err, mib(rss))
+			e.printf("t=%4.1fs %s: acked %d, delivered %d (+%d), backlog unknown (%v), %s", el.Seconds(), phase, acks, d, d-lastDelivered, err, m)
 		} else {
-			e.printf("t=%4.1fs %s: acked %d, delivered %d (+%d), backlog %d (pending %d, in flight %d), acked not yet delivered %d, rss %s",
-				el.Seconds(), phase, acks, d, d-lastDelivered, pending+inFlight, pending, inFlight, missing, mib(rss))
+			e.printf("t=%4.1fs %s: acked %d, delivered %d (+%d), backlog %d (pending %d, in flight %d), acked not yet delivered %d, %s",
+				el.Seconds(), phase, acks, d, d-lastDelivered, pending+inFlight, pending, inFlight, missing, m)
 		}
 		lastDelivered = d
 		return pending + inFlight, missing
@@ -170,7 +171,8 @@ loading:
 	}
 	drained := time.Since(loadEnd)
 	_, missing = countAcked()
-	_, hwm := p.memory()
+	endMem := p.memory()
+	hwm := endMem.hwm
 	// A last look at deliveries still arriving (duplicates after a retry).
 	time.Sleep(200 * time.Millisecond)
 	dups := 0
@@ -201,7 +203,7 @@ loading:
 	e.printf("drain after the load: %s", drained.Round(time.Millisecond))
 	e.printf("delivered: %d deliveries, %d duplicate(s), %d altered or foreign bodies, %d without X-Relay-Event-Id", sk.total.Load(), dups, sk.bad.Load(), sk.noID.Load())
 	e.printf("missing (acknowledged, never delivered): %d", missing)
-	e.printf("relay peak RSS: %s", mib(max(hwm, peakRSS)))
+	e.printf("relay peak RSS: %s (at the end: %s)", mib(max(hwm, peakRSS)), endMem)
 
 	correct := true
 	correct = e.check("every acknowledged event delivered", missing == 0 && acks > 0, "%d missing of %d acknowledged (waited %s)", missing, acks, drained.Round(time.Millisecond)) && correct

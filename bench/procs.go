@@ -322,11 +322,22 @@ func (p *proc) stop() {
 	}
 }
 
-// memory reads the process's resident set size and its peak (bytes).
-func (p *proc) memory() (rss, hwm int64) {
+// memInfo is a process's memory from /proc/PID/status, in bytes.
+type memInfo struct {
+	rss, hwm   int64 // resident now, peak
+	anon, file int64 // resident anonymous (heap, stacks) and file-backed (mmapped files)
+}
+
+func (m memInfo) String() string {
+	return fmt.Sprintf("rss %s (anon %s, file %s; peak %s)", mib(m.rss), mib(m.anon), mib(m.file), mib(m.hwm))
+}
+
+// memory reads the process's resident set size and its peak.
+func (p *proc) memory() memInfo {
+	var m memInfo
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -342,12 +353,16 @@ func (p *proc) memory() (rss, hwm int64) {
 		n, _ := strconv.ParseInt(fields[0], 10, 64)
 		switch k {
 		case "VmRSS":
-			rss = n << 10
+			m.rss = n << 10
 		case "VmHWM":
-			hwm = n << 10
+			m.hwm = n << 10
+		case "RssAnon":
+			m.anon = n << 10
+		case "RssFile":
+			m.file = n << 10
 		}
 	}
-	return rss, hwm
+	return m
 }
 
 // metrics scrapes the relay's /metrics and returns the unlabelled samples
