@@ -24,6 +24,7 @@ const (
 	CodeUnreachable      = "upstream_unreachable" // 502: connection refused, DNS, TLS or connect timeout
 	CodeUpstreamError    = "upstream_error"       // 502: the exchange with the BSP failed
 	CodeTokenEndpoint    = "token_endpoint"       // 502: no OAuth2 token could be obtained
+	CodeCallerGone       = "caller_gone"          // 499: the caller went away first
 )
 
 // ErrorBody is the JSON body of every answer the relay makes itself (as

@@ -11,10 +11,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -121,7 +123,11 @@ func startRelay(t *testing.T, h http.Handler) *httptest.Server {
 func newProxy(t *testing.T, s Spec) (*Proxy, *Metrics) {
 	t.Helper()
 	m := NewMetrics(prometheus.NewRegistry())
-	p, err := New(s, m, nil)
+	var log *slog.Logger
+	if os.Getenv("OUTBOUND_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	p, err := New(s, m, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

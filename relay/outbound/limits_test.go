@@ -22,7 +22,6 @@ func TestTimeoutGives504(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := time.Since(start)
-	t.Logf("DEBUG status %d after %v headers %v", res.StatusCode, d, res.Header)
 	if eb := decodeError(t, res, http.StatusGatewayTimeout); eb.Code != CodeTimeout || eb.Upstream != "bsp" {
 		t.Fatalf("%+v", eb)
 	}

@@ -591,10 +591,16 @@ type exchange struct {
 	r  *http.Request
 }
 
+// refuse answers a refused request and counts it.
 func (ex *exchange) refuse(status int, code, msg string, attrs ...any) {
+	ex.p.m.count(ex.p.name, status)
+	ex.reject(status, code, msg, attrs...)
+}
+
+// reject answers a refused request without counting it (forward counts).
+func (ex *exchange) reject(status int, code, msg string, attrs ...any) {
 	p, r := ex.p, ex.r
 	writeError(ex.w, status, ErrorBody{Error: msg, Code: code, Upstream: p.name})
-	p.m.count(p.name, status)
 	p.log.Warn("outbound request refused", append([]any{"status", status, "code", code,
 		"method", r.Method, "path", r.URL.EscapedPath(), "remote", r.RemoteAddr}, attrs...)...)
 }
@@ -837,12 +843,12 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 		if errors.Is(context.Cause(ctx), ErrTimeout) {
 			outcome = ErrTimeout
 		} else if r.Context().Err() != nil {
-			outcome, status = errCaller, 499
+			outcome, status = errCaller, StatusCallerGone
 		} else {
 			outcome = fmt.Errorf("reading upstream body: %w", ur.err)
 		}
 	case werr != nil:
-		outcome, status = errCaller, 499
+		outcome, status = errCaller, StatusCallerGone
 	case res.StatusCode >= 500:
 		outcome = &statusError{code: res.StatusCode}
 	default:
@@ -884,14 +890,27 @@ func (ex *exchange) roundTrip(ctx context.Context, out *http.Request) (*http.Res
 func (ex *exchange) callerBodyError(err error) int {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		ex.refuse(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body too large")
+		ex.reject(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body too large")
 		return http.StatusRequestEntityTooLarge
 	}
 	if ex.r.Context().Err() != nil {
-		return 499
+		return ex.callerGone()
 	}
-	ex.refuse(http.StatusBadRequest, CodeBadRequestBody, "request body could not be read")
+	ex.reject(http.StatusBadRequest, CodeBadRequestBody, "request body could not be read")
 	return http.StatusBadRequest
+}
+
+// StatusCallerGone is the status recorded (and written, should anyone still
+// read it) when the caller went away before the answer.
+const StatusCallerGone = 499
+
+// callerGone answers a caller whose request context ended. It still writes
+// an answer: a caller that only half-closed its connection must not read an
+// empty 200.
+func (ex *exchange) callerGone() int {
+	writeError(ex.w, StatusCallerGone, ErrorBody{Error: "caller went away", Code: CodeCallerGone, Upstream: ex.p.name})
+	ex.p.log.Debug("outbound caller went away", "method", ex.r.Method)
+	return StatusCallerGone
 }
 
 // exchangeError maps a failed exchange to the caller's status and the
@@ -914,8 +933,7 @@ func (ex *exchange) exchangeError(ctx context.Context, err error, body *bodyRead
 	case errors.Is(cause, ErrTimeout):
 		status, code, msg, outcome = http.StatusGatewayTimeout, CodeTimeout, "upstream timed out", ErrTimeout
 	case r.Context().Err() != nil:
-		p.log.Debug("outbound caller went away", "method", r.Method)
-		return 499, errCaller
+		return ex.callerGone(), errCaller
 	case berr != nil:
 		return ex.callerBodyError(berr), errCaller
 	case errors.Is(err, errTokenEndpoint):
