@@ -92,7 +92,14 @@ func (ca *testCA) clientTLS(t *testing.T) *tls.Config {
 // startTLS serves h over TLS with the CA's leaf on 127.0.0.1.
 func (ca *testCA) startTLS(t *testing.T, h http.Handler) *httptest.Server {
 	t.Helper()
+	return ca.startTLSProto(t, h, false)
+}
+
+// startTLSProto is startTLS, offering HTTP/2 when h2 is set.
+func (ca *testCA) startTLSProto(t *testing.T, h http.Handler, h2 bool) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = h2
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.leaf}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

@@ -306,6 +306,11 @@ func (c *tokenCache) startFetchLocked() {
 			err = fmt.Errorf("%w: empty access token", errTokenEndpoint)
 		}
 		c.mu.Lock()
+		if err != nil && c.tok != nil && !c.tok.Expiry.IsZero() {
+			// A failed background refresh: try again a little later, not
+			// on every call, while the current token lasts.
+			c.refreshAt = time.Now().Add(min(5*time.Second, time.Until(c.tok.Expiry)/2))
+		}
 		if err == nil {
 			c.tok = tok
 			c.fetches++

@@ -799,11 +799,16 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 
 	start := time.Now()
 	res, tok, err := ex.roundTrip(ctx, out)
-	if err == nil && res.StatusCode == http.StatusUnauthorized && st.oauth != nil && tok != nil && replayable {
-		// The token was refused: drop it, fetch a new one, replay once.
+	if err == nil && res.StatusCode == http.StatusUnauthorized && tok != nil {
+		// The token was refused: drop it so that a new one is fetched.
+		st.oauth.invalidate(tok)
+	}
+	if err == nil && res.StatusCode == http.StatusUnauthorized && tok != nil && replayable {
+		// And replay once with the new one. A 401 to the replay is the
+		// caller's answer; its token is kept, so a BSP refusing every token
+		// costs at most one token fetch per call.
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 		res.Body.Close()
-		st.oauth.invalidate(tok)
 		p.log.Info("upstream refused the oauth2 token; refreshing and retrying once")
 		retry := out.Clone(ctx)
 		if replay != nil {

@@ -19,9 +19,9 @@ import (
 
 // seenRequest is what the fake BSP recorded of a request.
 type seenRequest struct {
-	Method, Path, RawPath, RawQuery, Host string
-	Header                                http.Header
-	Body                                  []byte
+	Method, Path, RawPath, RawQuery, Host, Proto string
+	Header                                       http.Header
+	Body                                         []byte
 }
 
 // recordingBSP records every request and answers with a fixed response.
@@ -32,19 +32,27 @@ type recordingBSP struct {
 	status int
 	header http.Header
 	body   []byte
+	// trailer is sent after the body when set.
+	trailer http.Header
 }
 
 func (b *recordingBSP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	b.mu.Lock()
-	b.seen = append(b.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host,
+	b.seen = append(b.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host, r.Proto,
 		r.Header.Clone(), body})
 	b.mu.Unlock()
 	for k, vv := range b.header {
 		w.Header()[k] = vv
 	}
+	for k := range b.trailer {
+		w.Header().Add("Trailer", k)
+	}
 	w.WriteHeader(b.status)
 	_, _ = w.Write(b.body)
+	for k, vv := range b.trailer {
+		w.Header()[k] = vv
+	}
 }
 
 func (b *recordingBSP) last(t *testing.T) seenRequest {
@@ -69,9 +77,18 @@ func TestForwardInjectsCredentialsAndPreservesTheExchange(t *testing.T) {
 			"Set-Cookie":   {"a=1", "b=2"},
 			"X-Multi":      {"one", "two"},
 		},
-		body: respBody,
+		body:    respBody,
+		trailer: http.Header{"X-Checksum": {"sha-of-body"}},
 	}
-	bspSrv := ca.startTLS(t, bsp)
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		t.Run(proto, func(t *testing.T) {
+			testForward(t, ca, bsp, ca.startTLSProto(t, bsp, proto == "HTTP/2.0"), proto)
+		})
+	}
+}
+
+func testForward(t *testing.T, ca *testCA, bsp *recordingBSP, bspSrv *httptest.Server, proto string) {
+	respBody := bsp.body
 
 	cases := []struct {
 		name   string
@@ -118,6 +135,9 @@ func TestForwardInjectsCredentialsAndPreservesTheExchange(t *testing.T) {
 
 			// The request as the BSP saw it.
 			s := bsp.last(t)
+			if s.Proto != proto {
+				t.Errorf("BSP spoke %s, want %s", s.Proto, proto)
+			}
 			if s.Method != http.MethodPost || s.Path != "/base path/v1/whatsapp/1/message/te xt" ||
 				s.RawQuery != "b=2&a=%20x&a=y" {
 				t.Errorf("BSP saw %s %q ?%q", s.Method, s.Path, s.RawQuery)
@@ -157,6 +177,9 @@ func TestForwardInjectsCredentialsAndPreservesTheExchange(t *testing.T) {
 				if g := res.Header.Values(k); strings.Join(g, "|") != strings.Join(vv, "|") {
 					t.Errorf("answer header %s = %q, want %q", k, g, vv)
 				}
+			}
+			if res.Trailer.Get("X-Checksum") != "sha-of-body" {
+				t.Errorf("trailer X-Checksum = %q", res.Trailer.Get("X-Checksum"))
 			}
 			if v := counterValue(t, m, "bsp", "201"); v != 1 {
 				t.Errorf("upstream_requests_total{code=201} = %v", v)
