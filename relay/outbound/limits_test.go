@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestTimeoutGives504(t *testing.T) {
@@ -216,4 +218,57 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 	if p.Path() != "/out/x/" || p.Name() != "x" || p.BreakerState() != "closed" {
 		t.Fatal("accessors")
 	}
+}
+
+func TestUpstreamCutMidBody(t *testing.T) {
+	ca := newTestCA(t)
+	bsp := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(make([]byte, 1000))
+		w.(http.Flusher).Flush()
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	})
+	bspSrv := ca.startTLS(t, bsp)
+	p, _ := newProxy(t, Spec{Name: "bsp", Path: "/out/bsp/", BaseURL: bspSrv.URL, AllowPaths: []string{"/**"},
+		TLS: ca.clientTLS(t), Breaker: BreakerSpec{Failures: 2}})
+	relay := startRelay(t, p)
+	for i := 0; i < 2; i++ {
+		res, err := http.Get(relay.URL + "/out/bsp/file")
+		if err != nil {
+			continue // cut before the buffered headers were flushed: also not a clean answer
+		}
+		n, err := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if err == nil {
+			t.Fatalf("a cut answer read as complete (%d bytes)", n)
+		}
+	}
+	waitFor(t, "the breaker to count both cut answers", 5*time.Second, func() bool { return p.BreakerState() == "open" })
+}
+
+func TestHostsAndMetricsRegistration(t *testing.T) {
+	hosts := map[string]bool{"relay.internal": true, "10.0.0.5:8080": true}
+	for h, want := range map[string]bool{"relay.internal": true, "RELAY.internal:8080": true, "10.0.0.5:8080": true,
+		"10.0.0.5": false, "10.0.0.5:9090": false, "evil.example": false, "": false} {
+		if hostAllowed(hosts, h) != want {
+			t.Errorf("hostAllowed(%q) = %v", h, !want)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	m1, m2 := NewMetrics(reg), NewMetrics(reg)
+	m1.count("a", 200)
+	m2.count("a", 200)
+	if counterValue(t, m1, "a", "200") != 2 {
+		t.Fatal("a second NewMetrics on the same registry does not share the collectors")
+	}
+	m1.Forget("a")
+	if counterValue(t, m1, "a", "200") != 0 {
+		t.Fatal("Forget kept the series")
+	}
+	var nilM *Metrics
+	nilM.count("a", 200) // no metrics: no panic
 }

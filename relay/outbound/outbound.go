@@ -116,8 +116,8 @@ type Spec struct {
 	// Proxy-Authorization and hop-by-hop headers are always stripped.
 	StripHeaders []string
 	// Hosts, when not empty, are the Host header values accepted from
-	// callers ("name" or "name:port", case-insensitive), e.g. the internal
-	// listener's names; others get 403. Empty accepts any Host. The caller's
+	// callers ("name:port" matches exactly, "name" with any port;
+	// case-insensitive), e.g. the internal listener's names; others get 403. Empty accepts any Host. The caller's
 	// Host never picks the destination either way.
 	Hosts []string
 	// ReplayLimit is the largest request body buffered so that a request
@@ -618,7 +618,7 @@ func (ex *exchange) serve() {
 		ex.refuse(http.StatusForbidden, CodeBadRequestTarget, "absolute URL or authority in the request line")
 		return
 	}
-	if st.hosts != nil && !st.hosts[strings.ToLower(r.Host)] {
+	if st.hosts != nil && !hostAllowed(st.hosts, r.Host) {
 		ex.refuse(http.StatusForbidden, CodeHostNotAllowed, "host not allowed")
 		return
 	}
@@ -683,6 +683,19 @@ func (ex *exchange) serve() {
 		return
 	}
 	ex.forward(cp, done)
+}
+
+// hostAllowed matches the caller's Host against Spec.Hosts: the whole
+// "name:port", or the name alone for entries without a port.
+func hostAllowed(hosts map[string]bool, host string) bool {
+	host = strings.ToLower(host)
+	if hosts[host] {
+		return true
+	}
+	if name, _, err := net.SplitHostPort(host); err == nil {
+		return hosts[name]
+	}
+	return false
 }
 
 // bodyReader wraps the caller's body and remembers its first read error, so
@@ -752,7 +765,7 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 		Header:     make(http.Header, len(r.Header)),
 		Host:       target.Host,
 	}
-	copyHeader(out.Header, r.Header, append([]string{"Authorization", "Host", "Expect"}, st.strip...)...)
+	copyHeader(out.Header, r.Header, append([]string{"Authorization", "Host", "Expect", "Content-Length"}, st.strip...)...)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header.Set("User-Agent", "") // not Go's default
 	}
