@@ -23,7 +23,25 @@
 // failed, 403 refused, 413 body too large, 502 BSP unreachable (connection
 // refused, DNS, TLS, connect and TLS-handshake timeouts) or broken exchange,
 // 503 breaker open or concurrency limit reached (with Retry-After), 504 total
-// timeout.
+// timeout. Everything else is the BSP's own answer.
+//
+// Mounting. A Proxy expects r.URL still to carry its mount prefix and must
+// see the path as the caller sent it: mount it with Router (or call
+// ServeHTTP directly), not behind http.ServeMux or http.StripPrefix, which
+// clean paths and answer with redirects.
+//
+// Breaker. Timeouts, connection and TLS failures, token endpoint failures,
+// 5xx answers and answers cut mid-body count as failures; 1xx-4xx answers
+// as successes; the caller's own failures (went away, body too large or
+// unreadable) are not counted. While open (or half-open with its probes
+// busy) a call gets 503 at once and nothing is sent to the BSP.
+//
+// OAuth2. The token is fetched once, shared and refreshed before expiry (see
+// OAuth2Inject). When the BSP answers 401, the token is dropped, a new one
+// is fetched and the request is replayed once, which needs the body again:
+// bodies up to Spec.ReplayLimit (1 MiB) are buffered for that; larger ones
+// are streamed and their 401 goes back to the caller (the next call then
+// fetches a new token).
 package outbound
 
 import (
@@ -504,7 +522,11 @@ func (p *Proxy) newBreaker(bs BreakerSpec) *breaker {
 				b.openedAt = time.Now()
 				b.mu.Unlock()
 			}
-			p.m.breaker(p.name, stateValue(to))
+			// A breaker replaced by a reload may still see its last
+			// requests finish: only the current one is exported.
+			if cur := p.cur.Load(); cur == nil || cur.br == b {
+				p.m.breaker(p.name, stateValue(to))
+			}
 			lvl := slog.LevelWarn
 			if to == gobreaker.StateClosed {
 				lvl = slog.LevelInfo
