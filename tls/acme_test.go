@@ -3,6 +3,7 @@ package tls_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -28,9 +29,15 @@ import (
 	relaytls "github.com/edgerelay/edgerelay/tls"
 )
 
-// acmeDomain resolves to 127.0.0.1 through the test's DNS server, which
-// Pebble's validation authority uses.
-const acmeDomain = "hooks.edgerelay.test"
+// newACMEDomain returns a fresh name under edgerelay.test, which the
+// test's DNS server resolves to 127.0.0.1 for Pebble's validation
+// authority. Fresh per test run because certmagic keeps pending challenges
+// in a process-wide map keyed by name: a challenge abandoned by a stopped
+// Server must not answer for the next test.
+func newACMEDomain(t *testing.T) string {
+	t.Helper()
+	return "hooks-" + strings.ToLower(rand.Text()[:12]) + ".edgerelay.test"
+}
 
 // pebbleCA is an in-process Pebble ACME server.
 type pebbleCA struct {
@@ -155,14 +162,14 @@ func listenLoopback(t *testing.T) (net.Listener, int) {
 // serveOn serves h over TLS with conf on an existing listener.
 func serveOn(t *testing.T, ln net.Listener, conf *tls.Config, h http.Handler) {
 	t.Helper()
-	srv := &http.Server{Handler: h, TLSConfig: conf, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, TLSConfig: conf, ReadHeaderTimeout: 5 * time.Second, ErrorLog: quietLog()}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 }
 
 func servePlain(t *testing.T, ln net.Listener, h http.Handler) {
 	t.Helper()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: quietLog()}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 }
@@ -222,6 +229,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // certificates (the validation connection has none), then verifies the
 // served chain against Pebble's root in a real handshake.
 func TestACMETLSALPN(t *testing.T) {
+	acmeDomain := newACMEDomain(t)
 	dir := t.TempDir()
 	tlsLn, tlsPort := listenLoopback(t)
 	_, closedPort := listenLoopback(t) // HTTP-01 is off: nothing is served there
@@ -290,6 +298,7 @@ func TestACMETLSALPN(t *testing.T) {
 // TestACMEHTTP01 obtains a certificate through HTTP-01 answered by
 // HTTPChallengeHandler on the relay's own plain listener.
 func TestACMEHTTP01(t *testing.T) {
+	acmeDomain := newACMEDomain(t)
 	dir := t.TempDir()
 	tlsLn, tlsPort := listenLoopback(t)
 	httpLn, httpPort := listenLoopback(t)
@@ -337,6 +346,7 @@ func TestACMEHTTP01(t *testing.T) {
 // TestACMERenewal serves short-lived certificates and waits, without any
 // restart, for the served serial to change.
 func TestACMERenewal(t *testing.T) {
+	acmeDomain := newACMEDomain(t)
 	dir := t.TempDir()
 	tlsLn, tlsPort := listenLoopback(t)
 	_, closedPort := listenLoopback(t)
@@ -390,6 +400,7 @@ func TestACMERenewal(t *testing.T) {
 // TestACMESharedStorage runs two Servers on one data directory: between
 // them they place exactly one order, and both serve the certificate.
 func TestACMESharedStorage(t *testing.T) {
+	acmeDomain := newACMEDomain(t)
 	dir := t.TempDir()
 	lnA, portA := listenLoopback(t)
 	lnB, _ := listenLoopback(t)

@@ -10,6 +10,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -130,6 +132,7 @@ func startHTTPS(t *testing.T, cert tls.Certificate) string {
 		_, _ = w.Write([]byte("ok"))
 	}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.Config.ErrorLog = quietLog()
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -155,7 +158,7 @@ func serveTLS(t *testing.T, conf *tls.Config, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, TLSConfig: conf, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, TLSConfig: conf, ReadHeaderTimeout: 5 * time.Second, ErrorLog: quietLog()}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
@@ -190,3 +193,7 @@ func pemBytes(t *testing.T, data []byte) []byte {
 	}
 	return b.Bytes
 }
+
+// quietLog drops http.Server's own error lines (refused handshakes are the
+// point of several tests).
+func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -154,60 +154,155 @@ type serverState struct {
 	challenge *stdtls.Config // served to TLS-ALPN-01 validation (ACME)
 }
 
-// NewServer validates c and loads its static or self-signed certificate
-// and client CAs. With ACME it prepares certmagic (its own cache, file
-// storage in StorageDir/certs) but contacts no CA until Start.
-func NewServer(c ServerConfig) (*Server, error) {
-	s := &Server{cfg: c, log: c.Logger}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	s.log = s.log.With("listener", c.Listener)
+// checked is what the file-free validation of a ServerConfig derives.
+type checked struct {
+	source                   string
+	minVer                   uint16
+	disableHTTP, disableALPN bool
+	listenHost               string // ACME challenge solvers bind here
+	alpnPort, httpPort       int    // 0: certmagic's defaults (443, 80)
+}
+
+// check validates the shape of c without touching any file.
+func (c ServerConfig) check() (checked, error) {
+	var k checked
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%w: listener %q: %s", ErrInvalidConfig, c.Listener, fmt.Sprintf(format, args...))
 	}
-
 	sources := 0
 	if c.CertFile != "" || c.KeyFile != "" {
 		sources++
-		s.source = SourceStatic
+		k.source = SourceStatic
 		if c.CertFile == "" || c.KeyFile == "" {
-			return nil, invalid("cert_file and key_file go together")
+			return k, invalid("cert_file and key_file go together")
 		}
 	}
 	if c.SelfSigned {
 		sources++
-		s.source = SourceSelfSigned
+		k.source = SourceSelfSigned
+		for _, n := range c.Names {
+			if n == "" || (strings.ContainsAny(n, "/: ") && net.ParseIP(n) == nil) {
+				return k, invalid("self-signed name %q is neither a DNS name nor an IP address", n)
+			}
+		}
 	}
 	if c.ACME != nil {
 		sources++
-		s.source = SourceACME
+		k.source = SourceACME
 	}
 	if sources != 1 {
-		return nil, invalid("exactly one of cert_file/key_file, self_signed or acme is required, found %d", sources)
+		return k, invalid("exactly one of cert_file/key_file, self_signed or acme is required, found %d", sources)
 	}
 	switch c.MinVersion {
 	case "", "1.2":
-		s.minVer = stdtls.VersionTLS12
+		k.minVer = stdtls.VersionTLS12
 	case "1.3":
-		s.minVer = stdtls.VersionTLS13
+		k.minVer = stdtls.VersionTLS13
 	default:
-		return nil, invalid("min_version %q: want \"1.2\" or \"1.3\"", c.MinVersion)
+		return k, invalid("min_version %q: want \"1.2\" or \"1.3\"", c.MinVersion)
 	}
 	if (c.SelfSigned || c.ACME != nil) && c.StorageDir == "" {
-		return nil, invalid("a storage directory (data_dir) is required for %s certificates", s.source)
+		return k, invalid("a storage directory (data_dir) is required for %s certificates", k.source)
 	}
+	if c.Address != "" {
+		host, port, err := splitPort(c.Address)
+		if err != nil {
+			return k, invalid("address %q: %v", c.Address, err)
+		}
+		k.listenHost, k.alpnPort = host, port
+	}
+	a := c.ACME
+	if a == nil {
+		return k, nil
+	}
+	if len(a.Domains) == 0 {
+		return k, invalid("acme: at least one domain is required")
+	}
+	for _, d := range a.Domains {
+		if d == "" || strings.ContainsAny(d, "/: ") {
+			return k, invalid("acme: %q is not a domain name", d)
+		}
+	}
+	if len(a.Challenges) > 0 {
+		k.disableHTTP, k.disableALPN = true, true
+		for _, ch := range a.Challenges {
+			switch ch {
+			case ChallengeHTTP01:
+				k.disableHTTP = false
+			case ChallengeTLSALPN01:
+				k.disableALPN = false
+			default:
+				return k, invalid("acme: unknown challenge %q: want %q or %q", ch, ChallengeTLSALPN01, ChallengeHTTP01)
+			}
+		}
+	}
+	if a.RenewalWindowRatio < 0 || a.RenewalWindowRatio >= 1 {
+		return k, invalid("acme: renewal window ratio %v out of [0, 1)", a.RenewalWindowRatio)
+	}
+	if a.RenewCheckInterval < 0 {
+		return k, invalid("acme: negative renew check interval")
+	}
+	if a.HTTPChallengeAddr != "" {
+		_, port, err := splitPort(a.HTTPChallengeAddr)
+		if err != nil {
+			return k, invalid("acme: http challenge address %q: %v", a.HTTPChallengeAddr, err)
+		}
+		k.httpPort = port
+	}
+	return k, nil
+}
+
+// Validate checks c as far as possible without the network and without
+// writing anything: its shape, and that the static certificate and key,
+// the client CA files and the ACME CA roots load. `edgerelay validate`
+// calls it; NewServer does the same checks.
+func (c ServerConfig) Validate() error {
+	k, err := c.check()
+	if err != nil {
+		return err
+	}
+	if len(c.ClientCAs) > 0 {
+		if _, err := LoadTrustStore(c.ClientCAs, c.ClientCAPassword, false); err != nil {
+			return fmt.Errorf("listener %q: client CAs: %w", c.Listener, err)
+		}
+	}
+	switch {
+	case k.source == SourceStatic:
+		if _, err := loadKeyPair(c.CertFile, c.KeyFile); err != nil {
+			return fmt.Errorf("listener %q: %w", c.Listener, err)
+		}
+	case k.source == SourceACME && len(c.ACME.CARoots) > 0:
+		if _, err := LoadTrustStore(c.ACME.CARoots, "", false); err != nil {
+			return fmt.Errorf("listener %q: acme ca_roots: %w", c.Listener, err)
+		}
+	}
+	return nil
+}
+
+// NewServer validates c and loads its static or self-signed certificate
+// (making and persisting the latter if needed) and its client CAs. With
+// ACME it prepares certmagic (its own cache, file storage in
+// StorageDir/certs) but contacts no CA until Start. Call Stop when done.
+func NewServer(c ServerConfig) (*Server, error) {
+	k, err := c.check()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: c, log: c.Logger, source: k.source, minVer: k.minVer}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("listener", c.Listener)
 
 	clientCAs, err := s.loadClientCAs()
 	if err != nil {
 		return nil, err
 	}
-
 	var cert *stdtls.Certificate
 	switch s.source {
 	case SourceStatic:
 		if cert, err = loadKeyPair(c.CertFile, c.KeyFile); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("listener %q: %w", c.Listener, err)
 		}
 	case SourceSelfSigned:
 		names := c.Names
@@ -215,10 +310,10 @@ func NewServer(c ServerConfig) (*Server, error) {
 			names = defaultSelfSignedNames(c.Address)
 		}
 		if cert, err = loadOrCreateSelfSigned(filepath.Join(c.StorageDir, "selfsigned"), c.Listener, names, s.log); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("listener %q: %w", c.Listener, err)
 		}
 	case SourceACME:
-		if err := s.setupACME(invalid); err != nil {
+		if err := s.setupACME(k); err != nil {
 			return nil, err
 		}
 	}
@@ -237,34 +332,9 @@ func (s *Server) loadClientCAs() (*x509.CertPool, error) {
 	return ts.Pool, nil
 }
 
-func (s *Server) setupACME(invalid func(string, ...any) error) error {
+func (s *Server) setupACME(k checked) error {
 	a := s.cfg.ACME
-	if len(a.Domains) == 0 {
-		return invalid("acme: at least one domain is required")
-	}
-	for _, d := range a.Domains {
-		if d == "" || strings.ContainsAny(d, "/: ") {
-			return invalid("acme: %q is not a domain name", d)
-		}
-	}
 	s.domains = slices.Clone(a.Domains)
-	var disableHTTP, disableALPN bool
-	if len(a.Challenges) > 0 {
-		disableHTTP, disableALPN = true, true
-		for _, ch := range a.Challenges {
-			switch ch {
-			case ChallengeHTTP01:
-				disableHTTP = false
-			case ChallengeTLSALPN01:
-				disableALPN = false
-			default:
-				return invalid("acme: unknown challenge %q: want %q or %q", ch, ChallengeTLSALPN01, ChallengeHTTP01)
-			}
-		}
-	}
-	if a.RenewalWindowRatio < 0 || a.RenewalWindowRatio >= 1 {
-		return invalid("acme: renewal window ratio %v out of [0, 1)", a.RenewalWindowRatio)
-	}
 	var roots *x509.CertPool
 	if len(a.CARoots) > 0 {
 		ts, err := LoadTrustStore(a.CARoots, "", false)
@@ -272,22 +342,6 @@ func (s *Server) setupACME(invalid func(string, ...any) error) error {
 			return fmt.Errorf("listener %q: acme ca_roots: %w", s.cfg.Listener, err)
 		}
 		roots = ts.Pool
-	}
-	var listenHost string
-	var alpnPort, httpPort int
-	if s.cfg.Address != "" {
-		host, port, err := splitPort(s.cfg.Address)
-		if err != nil {
-			return invalid("address %q: %v", s.cfg.Address, err)
-		}
-		listenHost, alpnPort = host, port
-	}
-	if a.HTTPChallengeAddr != "" {
-		_, port, err := splitPort(a.HTTPChallengeAddr)
-		if err != nil {
-			return invalid("acme: http challenge address %q: %v", a.HTTPChallengeAddr, err)
-		}
-		httpPort = port
 	}
 
 	zl := newZapLogger(s.log)
@@ -311,11 +365,11 @@ func (s *Server) setupACME(invalid func(string, ...any) error) error {
 		Email:                   a.Email,
 		Agreed:                  true,
 		TrustedRoots:            roots,
-		DisableHTTPChallenge:    disableHTTP,
-		DisableTLSALPNChallenge: disableALPN,
-		ListenHost:              listenHost,
-		AltTLSALPNPort:          alpnPort,
-		AltHTTPPort:             httpPort,
+		DisableHTTPChallenge:    k.disableHTTP,
+		DisableTLSALPNChallenge: k.disableALPN,
+		ListenHost:              k.listenHost,
+		AltTLSALPNPort:          k.alpnPort,
+		AltHTTPPort:             k.httpPort,
 		Logger:                  zl,
 	})
 	s.magic.Issuers = []certmagic.Issuer{s.issuer}

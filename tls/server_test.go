@@ -233,3 +233,41 @@ func TestNewServerValidation(t *testing.T) {
 		t.Error("missing client CA file accepted")
 	}
 }
+
+func TestServerConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "CA")
+	_, certPEM, keyPEM := ca.issue(t, "hooks", []string{"hooks.test"}, x509.ExtKeyUsageServerAuth)
+	certFile := writeFile(t, dir, "hooks.pem", certPEM)
+	keyFile := writeFile(t, dir, "hooks.key", keyPEM)
+	caFile := writeFile(t, dir, "ca.pem", ca.pem())
+	notCert := writeFile(t, dir, "notes.txt", []byte("hello"))
+
+	data := filepath.Join(dir, "data")
+	good := []relaytls.ServerConfig{
+		{Listener: "static", CertFile: certFile, KeyFile: keyFile, ClientCAs: []string{caFile}},
+		{Listener: "dev", SelfSigned: true, StorageDir: data, Names: []string{"localhost", "::1"}},
+		{Listener: "acme", StorageDir: data, Address: ":8443", ACME: &relaytls.ACMEConfig{
+			Domains: []string{"hooks.example.com"}, CARoots: []string{caFile}, HTTPChallengeAddr: ":80"}},
+	}
+	for _, c := range good {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", c.Listener, err)
+		}
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Validate wrote into the data directory: %v", err)
+	}
+	bad := []relaytls.ServerConfig{
+		{Listener: "static", CertFile: notCert, KeyFile: keyFile},
+		{Listener: "static", CertFile: certFile, KeyFile: keyFile, ClientCAs: []string{notCert}},
+		{Listener: "acme", StorageDir: data, ACME: &relaytls.ACMEConfig{Domains: []string{"a.example"}, CARoots: []string{notCert}}},
+		{Listener: "acme", StorageDir: data, Address: "no-port", ACME: &relaytls.ACMEConfig{Domains: []string{"a.example"}}},
+		{Listener: "dev", SelfSigned: true, StorageDir: data, Names: []string{"bad name"}},
+	}
+	for i, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("bad config %d (%s) validated", i, c.Listener)
+		}
+	}
+}
