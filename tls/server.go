@@ -22,29 +22,35 @@ import (
 
 // Event kinds passed to ServerConfig.OnEvent, for counters.
 const (
-	// EventObtained: a managed certificate was issued for a name.
+	// EventObtained means a managed certificate was issued for a name.
 	EventObtained = "obtained"
-	// EventRenewed: a managed certificate was renewed.
+	// EventRenewed means a managed certificate was renewed.
 	EventRenewed = "renewed"
-	// EventObtainFailed: an attempt to obtain a certificate failed (it
-	// is retried with backoff).
+	// EventObtainFailed means an attempt to obtain a certificate failed;
+	// certmagic retries with backoff.
 	EventObtainFailed = "obtain_failed"
-	// EventRenewalFailed: an attempt to renew a certificate failed (it is
-	// retried with backoff; the old certificate is served meanwhile).
+	// EventRenewalFailed means an attempt to renew a certificate failed;
+	// certmagic retries with backoff and the old certificate is served
+	// meanwhile.
 	EventRenewalFailed = "renewal_failed"
-	// EventReloaded: Reload replaced the static certificate or client CAs.
+	// EventReloaded means Reload replaced the static certificate and the
+	// client CAs; the name is the listener's.
 	EventReloaded = "reloaded"
-	// EventReloadFailed: Reload failed and the previous files stay in use.
+	// EventReloadFailed means Reload failed and the previous files stay in
+	// use; the name is the listener's.
 	EventReloadFailed = "reload_failed"
 )
 
-// ACME challenge types.
+// ACME challenge types, for ACMEConfig.Challenges.
 const (
+	// ChallengeTLSALPN01 is answered by the listener itself (TLSConfig).
 	ChallengeTLSALPN01 = "tls-alpn-01"
-	ChallengeHTTP01    = "http-01"
+	// ChallengeHTTP01 is answered by HTTPChallengeHandler on port 80.
+	ChallengeHTTP01 = "http-01"
 )
 
-// ErrInvalidConfig wraps every validation error of NewServer.
+// ErrInvalidConfig wraps every shape error found by NewServer and
+// ServerConfig.Validate (file errors keep their own causes).
 var ErrInvalidConfig = errors.New("invalid tls configuration")
 
 // ErrStopped is returned by Start after Stop.

@@ -187,6 +187,9 @@ func ParseCertificates(data []byte, password string) (Format, []*x509.Certificat
 	if err == nil && len(certs) == 0 {
 		err = ErrNoCertificates
 	}
+	if errors.Is(err, ErrWrongPassword) && password == "" {
+		err = fmt.Errorf("%w (no password given)", err)
+	}
 	if err != nil {
 		return format, nil, err
 	}
