@@ -79,7 +79,8 @@ const (
 type Options struct {
 	// Dir is the Badger directory, created if missing. Required unless InMemory.
 	Dir string
-	// InMemory runs Badger without files, for tests. Nothing survives Close. Default false.
+	// InMemory runs Badger without files, for tests. Nothing survives Close, and an event record
+	// (headers + body) is limited to 1 MB by Badger in this mode. Default false.
 	InMemory bool
 	// MaxSize is the disk use in bytes (LSM tree + value log + WAL, as allocated on disk) at or
 	// beyond which Enqueue returns ErrFull. 0 (default) means no limit. Disk use is measured
@@ -327,7 +328,9 @@ func (q *Queue) loadCounts() error {
 		return fmt.Errorf("queue: open: count deliveries: %w", err)
 	}
 	for b, n := range pending {
-		q.sched(b).pending = n
+		s := q.sched(b)
+		s.pending = n
+		s.complete = false // refill below streams the first window in
 	}
 	for b, n := range dead {
 		q.sched(b).dead = n
@@ -445,7 +448,9 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 	if containsNUL(ev.Channel) {
 		return EnqueueResult{}, fmt.Errorf("queue: enqueue: invalid channel name %q", ev.Channel)
 	}
-	val := encodeEvent(ev)
+	stored := *ev
+	stored.Backends = backends
+	val := encodeEvent(&stored)
 	var res EnqueueResult
 	o := &op{durable: true}
 	o.apply = func(w *writer) error {

@@ -81,7 +81,7 @@ type sched struct {
 
 func newSched(q *Queue, name string) *sched {
 	return &sched{q: q, name: name, items: map[string]*item{}, keys: map[string]*keyState{},
-		changed: make(chan struct{})}
+		changed: make(chan struct{}), complete: true}
 }
 
 // broadcast wakes every Next waiting on this backend. Callers hold mu.
