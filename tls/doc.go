@@ -18,4 +18,12 @@
 //     uses, [Server.Start] begins ACME management, [Server.Ready] tells
 //     whether every managed name has a certificate, and
 //     [Server.Certificates] lists what is served (for expiry metrics).
+//
+// With ACME, bind the listener (serving TLSConfig, and HTTPChallengeHandler
+// on port 80 for HTTP-01) before Start: certmagic answers TLS-ALPN-01
+// through the listener's own handshakes and binds a challenge port itself
+// only when nothing listens there. Several relays sharing one StorageDir
+// (or one certmagic storage) place one order per name between them, and
+// any of them answers the CA's challenge. certmagic's logs go to the
+// slog.Logger in ServerConfig.
 package tls
