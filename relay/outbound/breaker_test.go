@@ -29,6 +29,7 @@ func (b *switchBSP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "slow down", http.StatusTooManyRequests)
 	case "hang":
 		<-r.Context().Done()
+		panic(http.ErrAbortHandler) // no answer at all, like a stuck BSP
 	default:
 		_, _ = w.Write([]byte("ok"))
 	}

@@ -854,6 +854,13 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 		res, _, err = ex.roundTrip(ctx, retry)
 	}
 	p.m.observe(p.name, time.Since(start).Seconds())
+	if err == nil && ctx.Err() != nil {
+		// net/http returns an answer that raced with the cancellation (the
+		// BSP answering because the connection was being closed): the
+		// timeout or the caller's departure came first, so it wins.
+		res.Body.Close()
+		res, err = nil, context.Cause(ctx)
+	}
 	if err != nil {
 		status, outcome = ex.exchangeError(ctx, err, body)
 		return
