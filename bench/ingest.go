@@ -24,7 +24,8 @@ const (
 // relayRun is one loaded relay run.
 type relayRun struct {
 	res            *result
-	mem            memInfo
+	mem            memInfo // at the end of the load
+	peak           memInfo // peaks sampled during the load
 	commits, syncs float64
 }
 
@@ -76,7 +77,7 @@ func (e *env) ingest() (bool, error) {
 					round, r.rate(), ms(r.quantile(.5)), ms(r.quantile(.99)), r.dials, r.otherStatuses())
 				continue
 			}
-			rr, err := e.loadRelay(sinkURL, o.logLevel, o.cpuprofile != "" && len(rel) == 0)
+			rr, err := e.loadRelay(sinkURL, o.logLevel, e.profileFor(o.duration))
 			if err != nil {
 				return false, err
 			}
@@ -105,13 +106,16 @@ func (e *env) ingest() (bool, error) {
 	e.printf("relay latency (median): p50 %s, p99 %s", ms(time.Duration(rP50)), ms(time.Duration(rP99)))
 	e.printf("ratio relay/baseline (of medians): %.2f", rRate/bRate)
 	e.printf("ratio relay/baseline (per round): %s (median %.2f)", fmtFloats(ratios), medianF(ratios))
-	e.printf("relay peak RSS: %s", mib(hwm))
+	anon := slices.MaxFunc(rel, func(a, b *relayRun) int { return int(a.peak.anon - b.peak.anon) }).peak.anon
+	e.printf("relay peak RSS: %s (VmHWM)", mib(hwm))
+	e.printf("relay peak anonymous RSS: %s (heap, stacks, Badger memtables; the rest is file-backed: mmapped value log, WAL and tables)", mib(anon))
 	e.printf("relay commits per fsync (median): %.1f", perSync)
 
 	ok := true
 	ok = e.check("durable ingest ratio", rRate/bRate >= targetRatio, "%.2f (target ≥ %.2f)", rRate/bRate, targetRatio) && ok
 	ok = e.check("relay p99 ack latency", time.Duration(rP99) <= targetP99, "%s (target ≤ %s)", ms(time.Duration(rP99)), ms(targetP99)) && ok
 	ok = e.check("relay peak RSS", hwm <= targetRSS, "%s (target ≤ %s)", mib(hwm), mib(targetRSS)) && ok
+	e.printf("check relay peak anonymous RSS: %s: %s (the target applied to anonymous memory only)", verdict(anon <= targetRSS), mib(anon))
 	for _, rr := range rel {
 		if rr.res.ok == 0 || len(rr.res.statuses) > 0 {
 			ok = e.check("relay answered only 200", false, "other answers: %s", rr.res.otherStatuses()) && ok
@@ -120,14 +124,14 @@ func (e *env) ingest() (bool, error) {
 	}
 
 	if o.infoRound {
-		rr, err := e.loadRelay(sinkURL, "info", false)
+		rr, err := e.loadRelay(sinkURL, "info", 0)
 		if err != nil {
 			return false, err
 		}
 		e.printf("relay at log level info: %.0f events/s (%.2f × the baseline median), p50 %s, p99 %s, %s",
 			rr.res.rate(), rr.res.rate()/bRate, ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), rr.mem)
 	}
-	if o.cpuprofile != "" {
+	if o.cpuprofile != "" && e.profiled {
 		e.printf("relay CPU profile: %s (go tool pprof -top %s %s)", o.cpuprofile, e.bin, o.cpuprofile)
 	}
 	return ok || !o.strict, nil
@@ -135,12 +139,15 @@ func (e *env) ingest() (bool, error) {
 
 // check prints a check line and returns whether it passed.
 func (e *env) check(name string, pass bool, format string, args ...any) bool {
-	verdict := "ok"
-	if !pass {
-		verdict = "MISSED"
-	}
-	e.printf("check %s: %s: %s", name, verdict, fmt.Sprintf(format, args...))
+	e.printf("check %s: %s: %s", name, verdict(pass), fmt.Sprintf(format, args...))
 	return pass
+}
+
+func verdict(pass bool) string {
+	if pass {
+		return "ok"
+	}
+	return "MISSED"
 }
 
 func (e *env) loadBaseline() (*result, error) {
@@ -149,11 +156,20 @@ func (e *env) loadBaseline() (*result, error) {
 		return nil, err
 	}
 	defer p.stop()
-	return closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders), nil
+	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
+	e.printTimeline("baseline", res)
+	return res, nil
 }
 
-func (e *env) loadRelay(sinkURL, level string, profile bool) (*relayRun, error) {
-	p, err := e.startRelay(relaySpec{backendURL: sinkURL, concurrency: 16, logLevel: level, profile: profile})
+// printTimeline prints a run's windows (with -timeline).
+func (e *env) printTimeline(name string, r *result) {
+	for _, w := range r.timeline {
+		e.printf("timeline %s %5.2fs: %6.0f/s, p50 %s, p99 %s, max %s", name, w.from.Seconds(), float64(w.n)/windowSize.Seconds(), ms(w.p50), ms(w.p99), ms(w.max))
+	}
+}
+
+func (e *env) loadRelay(sinkURL, level string, profileFor time.Duration) (*relayRun, error) {
+	p, err := e.startRelay(relaySpec{backendURL: sinkURL, concurrency: 16, logLevel: level, profileFor: profileFor})
 	if err != nil {
 		return nil, err
 	}
@@ -162,16 +178,19 @@ func (e *env) loadRelay(sinkURL, level string, profile bool) (*relayRun, error) 
 	if err != nil {
 		return nil, fmt.Errorf("scraping the relay's metrics: %w", err)
 	}
-	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders)
+	stopWatch := p.watchMemory()
+	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
+	peak := stopWatch()
 	after, err := e.metrics(p)
 	if err != nil {
 		return nil, fmt.Errorf("scraping the relay's metrics: %w", err)
 	}
-	rr := &relayRun{res: res}
+	rr := &relayRun{res: res, peak: peak}
 	rr.mem = p.memory()
+	e.printTimeline("relay", res)
 	rr.commits = after["edgerelay_queue_commits_total"] - before["edgerelay_queue_commits_total"]
 	rr.syncs = after["edgerelay_queue_syncs_total"] - before["edgerelay_queue_syncs_total"]
-	if profile {
+	if profileFor > 0 {
 		// The profile ends on its own timer; give it time to be written.
 		time.Sleep(500 * time.Millisecond)
 	}

@@ -79,6 +79,7 @@ type result struct {
 	statuses  map[int]int64   // other answers by status
 	errors    int64           // transport errors
 	lat       []time.Duration // latency of every 200, sorted
+	timeline  []window        // with -timeline
 	dials     int64           // connections opened
 	lastError error
 }
@@ -125,6 +126,8 @@ type workerStats struct {
 	errors   int64
 	lat      []time.Duration
 	lastErr  error
+	timeline bool    // also record when each 200 arrived
+	at       []int64 // completion times (UnixNano) of the 200s, with timeline
 }
 
 func (w *workerStats) record(status int, err error, d time.Duration) bool {
@@ -135,6 +138,9 @@ func (w *workerStats) record(status int, err error, d time.Duration) bool {
 	case status == http.StatusOK:
 		w.ok++
 		w.lat = append(w.lat, d)
+		if w.timeline {
+			w.at = append(w.at, time.Now().UnixNano())
+		}
 		return true
 	default:
 		if w.statuses == nil {
@@ -145,8 +151,9 @@ func (w *workerStats) record(status int, err error, d time.Duration) bool {
 	return false
 }
 
-func merge(stats []*workerStats, elapsed time.Duration, dials int64) *result {
+func merge(stats []*workerStats, start time.Time, elapsed time.Duration, dials int64) *result {
 	r := &result{elapsed: elapsed, statuses: map[int]int64{}, dials: dials}
+	r.timeline = timeline(stats, start, elapsed)
 	n := 0
 	for _, s := range stats {
 		n += len(s.lat)
@@ -174,7 +181,7 @@ func (s *seqSource) take() uint64 { return s.next.Add(1) }
 
 // closedLoop runs conns workers against addr, each posting as fast as its
 // answers come, for warmup (not measured) and then d.
-func closedLoop(addr string, conns int, warmup, d time.Duration, seqs *seqSource, ts int64, senders int) *result {
+func closedLoop(addr string, conns int, warmup, d time.Duration, seqs *seqSource, ts int64, senders int, withTimeline bool) *result {
 	var dials atomic.Int64
 	var measuring, stop atomic.Bool
 	stats := make([]*workerStats, conns)
@@ -182,7 +189,7 @@ func closedLoop(addr string, conns int, warmup, d time.Duration, seqs *seqSource
 	var ready sync.WaitGroup
 	ready.Add(conns)
 	for i := range conns {
-		stats[i] = &workerStats{lat: make([]time.Duration, 0, 1<<14)}
+		stats[i] = &workerStats{lat: make([]time.Duration, 0, 1<<14), timeline: withTimeline}
 		wg.Add(1)
 		go func(ws *workerStats) {
 			defer wg.Done()
@@ -220,5 +227,44 @@ func closedLoop(addr string, conns int, warmup, d time.Duration, seqs *seqSource
 	elapsed := time.Since(start)
 	stop.Store(true)
 	wg.Wait()
-	return merge(stats, elapsed, dials.Load())
+	return merge(stats, start, elapsed, dials.Load())
+}
+
+// window is one slice of a run's timeline.
+type window struct {
+	from          time.Duration
+	n             int
+	p50, p99, max time.Duration
+}
+
+const windowSize = 250 * time.Millisecond
+
+// timeline cuts the run into windows by completion time and gives each
+// its count and latency quantiles: stalls show up as windows with few
+// answers and a high maximum.
+func timeline(stats []*workerStats, start time.Time, elapsed time.Duration) []window {
+	if len(stats) == 0 || !stats[0].timeline {
+		return nil
+	}
+	nw := int(elapsed/windowSize) + 1
+	lats := make([][]time.Duration, nw)
+	for _, s := range stats {
+		for i, at := range s.at {
+			w := int(time.Duration(at-start.UnixNano()) / windowSize)
+			if w < 0 || w >= nw {
+				continue
+			}
+			lats[w] = append(lats[w], s.lat[i])
+		}
+	}
+	out := make([]window, nw)
+	for i, l := range lats {
+		slices.Sort(l)
+		r := result{lat: l}
+		out[i] = window{from: time.Duration(i) * windowSize, n: len(l), p50: r.quantile(.5), p99: r.quantile(.99)}
+		if len(l) > 0 {
+			out[i].max = l[len(l)-1]
+		}
+	}
+	return out
 }

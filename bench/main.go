@@ -80,6 +80,7 @@ type options struct {
 	strict     bool
 	cpuprofile string
 	keep       bool
+	timeline   bool
 
 	serveBaseline string
 	secret        string
@@ -105,6 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.concurrent, "backend-concurrency", 32, "passthrough: the relay backend's concurrency")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 also when a figure misses its target")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first loaded relay run to this file")
+	fs.BoolVar(&o.timeline, "timeline", false, "ingest: print every run's rate and latency per 250ms window (stalls show up there)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, relay logs)")
 	fs.StringVar(&o.serveBaseline, "serve-baseline", "", "internal: serve the baseline on this address")
 	fs.StringVar(&o.secret, "secret", benchSecret, "HMAC secret (the Meta app secret)")

@@ -96,7 +96,8 @@ func (e *env) passthrough() (bool, error) {
 	defer sk.close()
 	sk.expect(base, e.ts, o.senders)
 	e.printf("== passthrough: %d events/s offered open-loop over %d connections for %s; live backend %s (answers 200 at once); backend concurrency %d; %d senders", o.rate, o.conns, o.ptDuration, sk.url, o.concurrent, o.senders)
-	p, err := e.startRelay(relaySpec{backendURL: sk.url, concurrency: o.concurrent, logLevel: o.logLevel})
+	profileFor := e.profileFor(max(time.Second, o.ptDuration-2*time.Second))
+	p, err := e.startRelay(relaySpec{backendURL: sk.url, concurrency: o.concurrent, logLevel: o.logLevel, profileFor: profileFor})
 	if err != nil {
 		return false, err
 	}
@@ -121,7 +122,7 @@ func (e *env) passthrough() (bool, error) {
 		backlog int
 	}
 	var samples []sample
-	var peakRSS int64
+	var peakRSS, peakAnon int64
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -129,8 +130,8 @@ func (e *env) passthrough() (bool, error) {
 	report := func(phase string) (backlog int, missing int) {
 		pending, inFlight, err := e.backlog(p)
 		m := p.memory()
-		rss := m.rss
-		peakRSS = max(peakRSS, rss)
+		peakRSS = max(peakRSS, m.rss)
+		peakAnon = max(peakAnon, m.anon)
 		acks, missing := countAcked()
 		d := sk.total.Load()
 		el := time.Since(start)
@@ -212,6 +213,10 @@ loading:
 	figures = e.check("acknowledged rate", float64(acks)/loadSecs >= 0.99*float64(o.rate), "%.0f events/s of %d offered (target ≥ 99%%)", float64(acks)/loadSecs, o.rate) && figures
 	figures = e.check("no growing backlog", slope <= backlogSlopeFrac*float64(o.rate), "trend %+.1f events/s (target ≤ %.0f)", slope, backlogSlopeFrac*float64(o.rate)) && figures
 	figures = e.check("relay peak RSS under load", max(hwm, peakRSS) <= targetRSS, "%s (target ≤ %s)", mib(max(hwm, peakRSS)), mib(targetRSS)) && figures
+	e.printf("check relay peak anonymous RSS under load: %s: %s (sampled each second; the target applied to anonymous memory only)", verdict(peakAnon <= targetRSS), mib(peakAnon))
+	if profileFor > 0 {
+		e.printf("relay CPU profile: %s (go tool pprof -top %s %s)", o.cpuprofile, e.bin, o.cpuprofile)
+	}
 	if o.rate < targetPassRate {
 		e.printf("note: -rate %d is below the target load of %d events/s", o.rate, targetPassRate)
 	}
@@ -309,5 +314,5 @@ func newOpenLoop(addr string, conns, rate int, d time.Duration, base uint64, n i
 
 func (l *openLoop) result() *result {
 	<-l.done
-	return merge(l.stats, l.end.Sub(l.start), l.dials.Load())
+	return merge(l.stats, l.start, l.end.Sub(l.start), l.dials.Load())
 }

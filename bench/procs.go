@@ -19,16 +19,17 @@ import (
 // env is one bench run: its temporary directory, the relay binary and the
 // output.
 type env struct {
-	o      options
-	out    io.Writer
-	errw   io.Writer
-	dir    string
-	bin    string
-	self   string
-	ts     int64
-	seqs   seqSource
-	runs   int
-	client *http.Client
+	o        options
+	out      io.Writer
+	errw     io.Writer
+	dir      string
+	bin      string
+	self     string
+	ts       int64
+	seqs     seqSource
+	runs     int
+	profiled bool // the one CPU profile of -cpuprofile has been asked for
+	client   *http.Client
 }
 
 func newEnv(o options, stdout, stderr io.Writer) (*env, error) {
@@ -142,6 +143,16 @@ func (e *env) profileOverlay(root string) (string, error) {
 	return path, os.WriteFile(path, ov, 0o600)
 }
 
+// profileFor returns how long the next relay run is to be profiled: d for
+// the first loaded run when -cpuprofile is set, else 0.
+func (e *env) profileFor(d time.Duration) time.Duration {
+	if e.o.cpuprofile == "" || e.profiled {
+		return 0
+	}
+	e.profiled = true
+	return d
+}
+
 // freePort returns a loopback address nobody listens on right now.
 func freePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -195,7 +206,7 @@ type relaySpec struct {
 	backendURL  string
 	concurrency int
 	logLevel    string
-	profile     bool
+	profileFor  time.Duration // with -cpuprofile: profile this long, from a second after start
 }
 
 // startRelay writes a configuration with a fresh data_dir and starts the
@@ -262,11 +273,11 @@ backend "sink" {
 	cmd := exec.Command(e.bin, "run", "-config", cfgPath, "-shutdown-grace", "5s")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = os.Environ()
-	if rs.profile {
+	if rs.profileFor > 0 {
 		cmd.Env = append(cmd.Env,
 			"EDGERELAY_BENCH_CPUPROFILE="+e.o.cpuprofile,
 			"EDGERELAY_BENCH_CPUPROFILE_DELAY=1s",
-			"EDGERELAY_BENCH_CPUPROFILE_FOR="+e.o.duration.String())
+			"EDGERELAY_BENCH_CPUPROFILE_FOR="+rs.profileFor.String())
 	}
 	p := &proc{name: "relay", cmd: cmd, addr: addr, admin: admin, logPath: logPath, done: make(chan error, 1)}
 	if err := cmd.Start(); err != nil {
@@ -330,6 +341,35 @@ type memInfo struct {
 
 func (m memInfo) String() string {
 	return fmt.Sprintf("rss %s (anon %s, file %s; peak %s)", mib(m.rss), mib(m.anon), mib(m.file), mib(m.hwm))
+}
+
+// watchMemory samples the process's memory every 200ms until stop is
+// called, which returns the peaks seen (peak anonymous memory is not in
+// /proc; VmHWM covers the total).
+func (p *proc) watchMemory() (stop func() memInfo) {
+	var peak memInfo
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			m := p.memory()
+			peak.rss, peak.anon, peak.file = max(peak.rss, m.rss), max(peak.anon, m.anon), max(peak.file, m.file)
+			peak.hwm = max(peak.hwm, m.hwm)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() memInfo {
+		close(done)
+		<-finished
+		return peak
+	}
 }
 
 // memory reads the process's resident set size and its peak.
