@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
@@ -45,6 +46,7 @@ type pebbleCA struct {
 	caRoots   string         // PEM file trusting the ACME endpoint's HTTPS
 	issuing   *x509.CertPool // Pebble's root, from /roots/0
 	newOrders atomic.Int64   // POSTs to the new-order endpoint
+	db        *db.MemoryStore
 	log       *lockedBuffer
 }
 
@@ -112,6 +114,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebbleCA
 	})
 	logger := log.New(p.log, "pebble ", log.Lmicroseconds)
 	store := db.NewMemoryStore()
+	p.db = store
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
 		"default": {Description: "test", ValidityPeriod: validity},
 	})
@@ -340,6 +343,52 @@ func TestACMEHTTP01(t *testing.T) {
 	resp.Body.Close()
 	if string(body) != "ok" {
 		t.Fatalf("non-challenge request got %q", body)
+	}
+	s.Stop()
+	s.Stop() // idempotent
+	if err := s.Start(t.Context()); !errors.Is(err, relaytls.ErrStopped) {
+		t.Fatalf("Start after Stop: %v", err)
+	}
+}
+
+// TestACMEObtainFailure has the CA refuse the name: the failure reaches
+// OnEvent and the listener does not become ready.
+func TestACMEObtainFailure(t *testing.T) {
+	acmeDomain := newACMEDomain(t)
+	tlsLn, tlsPort := listenLoopback(t)
+	_, closedPort := listenLoopback(t)
+	pebble := startPebble(t, closedPort, tlsPort, 0)
+	if err := pebble.db.AddBlockedDomain(acmeDomain); err != nil {
+		t.Fatal(err)
+	}
+	events := &eventLog{}
+	s, err := relaytls.NewServer(relaytls.ServerConfig{
+		Listener:   "public",
+		Address:    tlsLn.Addr().String(),
+		StorageDir: t.TempDir(),
+		ACME: &relaytls.ACMEConfig{
+			Domains:    []string{acmeDomain},
+			CA:         pebble.dirURL,
+			CARoots:    []string{pebble.caRoots},
+			Challenges: []string{relaytls.ChallengeTLSALPN01},
+		},
+		Logger:  testLogger(t),
+		OnEvent: events.on,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	serveOn(t, tlsLn, s.TLSConfig(), okHandler())
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the obtain failure event", func() bool { return events.has(relaytls.EventObtainFailed) })
+	if s.Ready() || len(s.Certificates()) != 0 {
+		t.Fatalf("ready %v with certificates %+v after a refused order", s.Ready(), s.Certificates())
+	}
+	if !strings.Contains(events.String(), acmeDomain) {
+		t.Fatalf("events %s do not name %s", events, acmeDomain)
 	}
 }
 

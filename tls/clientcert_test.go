@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -174,6 +175,11 @@ func TestMatchClientName(t *testing.T) {
 	pair, _, _ := ca.issue(t, "Infobip Webhooks", []string{"hooks.infobip.example"}, x509.ExtKeyUsageClientAuth)
 	c := pair.Leaf
 	c.EmailAddresses = []string{"ops@bsp.example"}
+	spiffe, err := url.Parse("spiffe://bsp.example/webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.URIs = []*url.URL{spiffe}
 
 	for _, tc := range []struct {
 		names []string
@@ -186,6 +192,8 @@ func TestMatchClientName(t *testing.T) {
 		{[]string{""}, false},
 		{nil, false},
 		{[]string{"infobip.example"}, false},
+		{[]string{"spiffe://bsp.example/webhooks"}, true},
+		{[]string{"spiffe://bsp.example/other"}, false},
 	} {
 		if got := relaytls.MatchClientName(c, tc.names); got != tc.want {
 			t.Errorf("MatchClientName(%v) = %v, want %v", tc.names, got, tc.want)

@@ -38,8 +38,12 @@ func TestSelfSignedPersistedAndCoversNames(t *testing.T) {
 	if !slices.Equal(infos[0].Names, []string{"hooks.dev.test", "127.0.0.1"}) || !first.Ready() {
 		t.Fatalf("names %v, ready %v", infos[0].Names, first.Ready())
 	}
-	if _, err := os.Stat(filepath.Join(dir, "selfsigned", "public.key")); err != nil {
+	st, err := os.Stat(filepath.Join(dir, "selfsigned", "public.key"))
+	if err != nil {
 		t.Fatalf("key not persisted under data_dir/selfsigned: %v", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("private key readable by others: %v", st.Mode())
 	}
 
 	addr := serveTLS(t, first.TLSConfig(), okHandler())
