@@ -22,6 +22,7 @@ type tokenServer struct {
 
 	mu     sync.Mutex
 	expiry map[string]time.Time // issued token → expiry
+	issued []time.Time
 	scopes []string
 }
 
@@ -43,6 +44,7 @@ func (ts *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	exp := ts.expiresIn.Load()
 	ts.mu.Lock()
 	ts.expiry[tok] = time.Now().Add(time.Duration(exp) * time.Second)
+	ts.issued = append(ts.issued, time.Now())
 	ts.scopes = strings.Fields(r.PostFormValue("scope"))
 	ts.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
@@ -165,8 +167,6 @@ func TestOAuth2RefreshedBeforeExpiry(t *testing.T) {
 	// A 2-second token: refreshed from 1.6s on (a fifth of its life early),
 	// in the background, so that no call ever carries an expired token.
 	rig := newOAuthRig(t, 2, nil)
-	start := time.Now()
-	var firstRefresh time.Duration
 	deadline := time.Now().Add(8 * time.Second)
 	calls := 0
 	for rig.ts.n.Load() < 3 {
@@ -177,11 +177,11 @@ func TestOAuth2RefreshedBeforeExpiry(t *testing.T) {
 			t.Fatalf("call %d: %d %q", calls, code, body)
 		}
 		calls++
-		if firstRefresh == 0 && rig.ts.n.Load() == 2 {
-			firstRefresh = time.Since(start)
-		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	rig.ts.mu.Lock()
+	firstRefresh := rig.ts.issued[1].Sub(rig.ts.issued[0])
+	rig.ts.mu.Unlock()
 	t.Logf("%d calls, first refresh after %v", calls, firstRefresh)
 	if firstRefresh < time.Second || firstRefresh > 2*time.Second {
 		t.Fatalf("first refresh after %v, want between 1s and the 2s expiry", firstRefresh)
