@@ -107,10 +107,16 @@ func TestTrustStoreFormatsReachServer(t *testing.T) {
 
 	// A keystore holding only the relay's own key entry, whose chain ends
 	// at the CA: its chain is trusted.
-	_, leafPEM, keyPEM := ca.issue(t, "relay", []string{"relay.internal"}, x509.ExtKeyUsageClientAuth)
+	relayPair, leafPEM, keyPEM := ca.issue(t, "relay", []string{"relay.internal"}, x509.ExtKeyUsageClientAuth)
 	leafCert, keyDER := parsePair(t, leafPEM, keyPEM)
 	keyEntryJKS := filepath.Join(dir, "keyentry.jks")
 	writeJKS(t, keyEntryJKS, nil, keyDER, []*x509.Certificate{leafCert, ca.cert})
+	// The same as a PKCS#12 keystore (key, certificate and CA).
+	keyP12, err := pkcs12.Modern.Encode(relayPair.PrivateKey, leafCert, []*x509.Certificate{ca.cert}, storePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyEntryP12 := writeFile(t, dir, "keystore.p12", keyP12)
 
 	cases := []struct {
 		name   string
@@ -125,6 +131,7 @@ func TestTrustStoreFormatsReachServer(t *testing.T) {
 		{"pkcs12 java trusted", javaP12Path, url, relaytls.FormatPKCS12},
 		{"jks trusted entries", jksPath, url, relaytls.FormatJKS},
 		{"jks private key chain", keyEntryJKS, url, relaytls.FormatJKS},
+		{"pkcs12 keystore chain", keyEntryP12, url, relaytls.FormatPKCS12},
 		{"fixture pem", "testdata/fixture-ca.pem", fixtureURL, relaytls.FormatPEM},
 		{"fixture keytool pkcs12", "testdata/keytool-trust.p12", fixtureURL, relaytls.FormatPKCS12},
 		{"fixture keytool jks", "testdata/keytool-trust.jks", fixtureURL, relaytls.FormatJKS},
