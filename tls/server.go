@@ -118,8 +118,8 @@ type ACMEConfig struct {
 	// HTTPChallengeAddr is where HTTP-01 challenges arrive ("host:port" or
 	// ":port"). If a listener of the relay already binds that port and
 	// routes through Server.HTTPChallengeHandler, it answers; otherwise
-	// certmagic binds the port itself while a challenge is pending.
-	// Default ":80".
+	// certmagic binds the port itself (on the host of ServerConfig.Address)
+	// while a challenge is pending. Only the port is used. Default ":80".
 	HTTPChallengeAddr string
 	// RenewalWindowRatio is the fraction of a certificate's lifetime left
 	// at which it is renewed. 0 means certmagic's default (1/3).
