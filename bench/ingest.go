@@ -73,8 +73,8 @@ func (e *env) ingest() (bool, error) {
 					return false, err
 				}
 				base = append(base, r)
-				e.printf("round %d baseline: %.0f req/s, p50 %s, p99 %s, %d connections, errors: %s",
-					round, r.rate(), ms(r.quantile(.5)), ms(r.quantile(.99)), r.dials, r.otherStatuses())
+				e.printf("round %d baseline: %.0f req/s, p50 %s, p99 %s, %d connections, errors: %s, %s",
+					round, r.rate(), ms(r.quantile(.5)), ms(r.quantile(.99)), r.dials, r.otherStatuses(), r.cpu)
 				continue
 			}
 			rr, err := e.loadRelay(sinkURL, o.logLevel, e.profileFor(o.duration))
@@ -82,9 +82,9 @@ func (e *env) ingest() (bool, error) {
 				return false, err
 			}
 			rel = append(rel, rr)
-			e.printf("round %d relay:    %.0f events/s, p50 %s, p99 %s, %d connections, errors: %s, %s, %.1f commits per fsync",
+			e.printf("round %d relay:    %.0f events/s, p50 %s, p99 %s, %d connections, errors: %s, %s, %.1f commits per fsync, %s",
 				round, rr.res.rate(), ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), rr.res.dials, rr.res.otherStatuses(),
-				rr.mem, rr.perSync())
+				rr.mem, rr.perSync(), rr.res.cpu)
 		}
 	}
 
@@ -156,7 +156,9 @@ func (e *env) loadBaseline() (*result, error) {
 		return nil, err
 	}
 	defer p.stop()
+	c0 := p.cpuSnap()
 	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
+	res.cpu = usage(c0, p.cpuSnap())
 	e.printTimeline("baseline", res)
 	return res, nil
 }
@@ -179,7 +181,9 @@ func (e *env) loadRelay(sinkURL, level string, profileFor time.Duration) (*relay
 		return nil, fmt.Errorf("scraping the relay's metrics: %w", err)
 	}
 	stopWatch := p.watchMemory()
+	c0 := p.cpuSnap()
 	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
+	res.cpu = usage(c0, p.cpuSnap())
 	peak := stopWatch()
 	after, err := e.metrics(p)
 	if err != nil {

@@ -80,6 +80,7 @@ type result struct {
 	errors    int64           // transport errors
 	lat       []time.Duration // latency of every 200, sorted
 	timeline  []window        // with -timeline
+	cpu       cpuUse          // cores used during the run
 	dials     int64           // connections opened
 	lastError error
 }

@@ -104,6 +104,7 @@ func (e *env) passthrough() (bool, error) {
 	defer p.stop()
 
 	acked := make([]atomic.Bool, n)
+	c0 := p.cpuSnap()
 	load := newOpenLoop(p.addr, o.conns, o.rate, o.ptDuration, base, n, e.ts, o.senders, func(i int) { acked[i].Store(true) })
 
 	countAcked := func() (acks, missing int) {
@@ -155,6 +156,7 @@ loading:
 		}
 	}
 	res := load.result()
+	res.cpu = usage(c0, p.cpuSnap())
 	loadEnd := time.Now()
 	deliveredAtEnd := sk.total.Load()
 	acks, missing := countAcked()
@@ -202,6 +204,7 @@ loading:
 	e.printf("delivered rate during the load: %.0f events/s", float64(deliveredAtEnd)/loadSecs)
 	e.printf("backlog: max %d, trend %+.1f events/s over the load (samples after 2s: %d)", maxBacklog, slope, len(xs))
 	e.printf("drain after the load: %s", drained.Round(time.Millisecond))
+	e.printf("during the load, %s (the load generator includes the backend)", res.cpu)
 	e.printf("delivered: %d deliveries, %d duplicate(s), %d altered or foreign bodies, %d without X-Relay-Event-Id", sk.total.Load(), dups, sk.bad.Load(), sk.noID.Load())
 	e.printf("missing (acknowledged, never delivered): %d", missing)
 	e.printf("relay peak RSS: %s (at the end: %s)", mib(max(hwm, peakRSS)), endMem)

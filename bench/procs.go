@@ -463,3 +463,69 @@ func (e *env) backlog(p *proc) (pending, inFlight int, err error) {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// clkTck is USER_HZ, the unit of /proc CPU times (100 on Linux).
+const clkTck = 100
+
+// cpuSnap is a snapshot of CPU time: the machine's busy time, this
+// process's and a server's, in seconds.
+type cpuSnap struct {
+	at                 time.Time
+	busy, self, server float64
+}
+
+func (p *proc) cpuSnap() cpuSnap {
+	s := cpuSnap{at: time.Now(), self: procCPU("self")}
+	if p != nil {
+		s.server = procCPU(strconv.Itoa(p.cmd.Process.Pid))
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		// cpu user nice system idle iowait irq softirq steal ...
+		for i, v := range f[1:] {
+			n, _ := strconv.ParseFloat(v, 64)
+			if i != 3 && i != 4 && i < 8 {
+				s.busy += n / clkTck
+			}
+		}
+	}
+	return s
+}
+
+// procCPU is the user+system CPU time of /proc/<pid> in seconds.
+func procCPU(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / clkTck
+}
+
+// cpuUse is how many cores each party used between two snapshots.
+type cpuUse struct{ server, bench, other float64 }
+
+func usage(a, b cpuSnap) cpuUse {
+	el := b.at.Sub(a.at).Seconds()
+	if el <= 0 {
+		return cpuUse{}
+	}
+	u := cpuUse{server: (b.server - a.server) / el, bench: (b.self - a.self) / el}
+	u.other = max(0, (b.busy-a.busy)/el-u.server-u.bench)
+	return u
+}
+
+func (u cpuUse) String() string {
+	return fmt.Sprintf("cpu: server %.2f, load generator %.2f, other processes %.2f cores", u.server, u.bench, u.other)
+}
