@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/edgerelay/edgerelay/auth"
 )
 
@@ -180,6 +183,11 @@ func testForward(t *testing.T, ca *testCA, bsp *recordingBSP, bspSrv *httptest.S
 			}
 			if res.Trailer.Get("X-Checksum") != "sha-of-body" {
 				t.Errorf("trailer X-Checksum = %q", res.Trailer.Get("X-Checksum"))
+			}
+			var hist dto.Metric
+			if err := m.Duration.WithLabelValues("bsp").(prometheus.Histogram).Write(&hist); err != nil ||
+				hist.GetHistogram().GetSampleCount() != 1 {
+				t.Errorf("upstream_request_duration_seconds samples = %d (%v)", hist.GetHistogram().GetSampleCount(), err)
 			}
 			if v := counterValue(t, m, "bsp", "201"); v != 1 {
 				t.Errorf("upstream_requests_total{code=201} = %v", v)
