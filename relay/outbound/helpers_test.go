@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -17,7 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -257,7 +255,3 @@ func closedPort(t *testing.T) string {
 	l.Close()
 	return addr
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-var _ = fmt.Sprintf
