@@ -436,10 +436,16 @@ func TestACMERenewal(t *testing.T) {
 		return leaf.SerialNumber.Text(16)
 	}
 	first := served()
-	if lifetime := s.Certificates()[0].NotAfter.Sub(s.Certificates()[0].NotBefore); lifetime > time.Minute {
+	info := s.Certificates()[0]
+	if lifetime := info.NotAfter.Sub(info.NotBefore); lifetime > time.Minute {
 		t.Fatalf("certificate lifetime %s: Pebble's validity setting not applied", lifetime)
 	}
 	waitFor(t, 30*time.Second, "a renewed certificate to be served", func() bool { return served() != first })
+	// certmagic's default window (a third of the lifetime left) would renew
+	// 20 s in; the configured ratio renews after 3 s.
+	if in := time.Since(info.NotBefore); in > 15*time.Second {
+		t.Errorf("renewed %s into a 30 s lifetime: RenewalWindowRatio not applied", in.Round(time.Second))
+	}
 	waitFor(t, 5*time.Second, "the renewed event", func() bool { return events.has(relaytls.EventRenewed) })
 	if got := s.Certificates()[0].Serial; got == first {
 		t.Fatalf("Certificates() still reports serial %s", got)
