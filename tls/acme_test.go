@@ -3,53 +3,24 @@ package tls_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
-
+	"github.com/edgerelay/edgerelay/internal/pebbletest"
 	relaytls "github.com/edgerelay/edgerelay/tls"
 )
 
-// newACMEDomain returns a fresh name under edgerelay.test, which the
-// test's DNS server resolves to 127.0.0.1 for Pebble's validation
-// authority. Fresh per test run because certmagic keeps pending challenges
-// in a process-wide map keyed by name: a challenge abandoned by a stopped
-// Server must not answer for the next test.
-func newACMEDomain(t *testing.T) string {
-	t.Helper()
-	return "hooks-" + strings.ToLower(rand.Text()[:12]) + ".edgerelay.test"
-}
-
-// pebbleCA is an in-process Pebble ACME server.
-type pebbleCA struct {
-	dirURL    string
-	caRoots   string         // PEM file trusting the ACME endpoint's HTTPS
-	issuing   *x509.CertPool // Pebble's root, from /roots/0
-	newOrders atomic.Int64   // POSTs to the new-order endpoint
-	db        *db.MemoryStore
-	log       *lockedBuffer
-}
-
+// lockedBuffer is a bytes.Buffer safe for certmagic's goroutines.
 type lockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -65,91 +36,6 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// startDNS answers every A query with 127.0.0.1 (and AAAA with nothing),
-// over TCP as Pebble's custom resolver asks.
-func startDNS(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := dns.NewServeMux()
-	mux.HandleFunc(".", func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		for _, q := range r.Question {
-			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{
-					Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-					A:   net.IPv4(127, 0, 0, 1),
-				})
-			}
-		}
-		_ = w.WriteMsg(m)
-	})
-	srv := &dns.Server{Listener: ln, Handler: mux}
-	go func() { _ = srv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return ln.Addr().String()
-}
-
-// startPebble runs Pebble's CA, VA and WFE behind httptest TLS servers. The
-// VA validates HTTP-01 on httpPort and TLS-ALPN-01 on tlsPort of
-// 127.0.0.1; validity is the certificate lifetime in seconds (0: default).
-func startPebble(t *testing.T, httpPort, tlsPort int, validity uint64) *pebbleCA {
-	t.Helper()
-	// What `PEBBLE_VA_NOSLEEP=1 pebble` does, plus no bad-nonce chaos and
-	// no authorization reuse, so each order is validated for real.
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")
-
-	p := &pebbleCA{log: &lockedBuffer{}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pebble log:\n%s", p.log.String())
-		}
-	})
-	logger := log.New(p.log, "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	p.db = store
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{
-		"default": {Description: "test", ValidityPeriod: validity},
-	})
-	validator := va.New(logger, httpPort, tlsPort, false, startDNS(t), store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-
-	api := front.Handler()
-	acmeSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
-			p.newOrders.Add(1)
-		}
-		api.ServeHTTP(w, r)
-	}))
-	t.Cleanup(acmeSrv.Close)
-	mgmt := httptest.NewTLSServer(front.ManagementHandler())
-	t.Cleanup(mgmt.Close)
-
-	p.dirURL = acmeSrv.URL + wfe.DirectoryPath
-	p.caRoots = writeFile(t, t.TempDir(), "pebble-endpoint.pem",
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: acmeSrv.Certificate().Raw}))
-
-	resp, err := mgmt.Client().Get(mgmt.URL + wfe.RootCertPath + "0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rootPEM, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.issuing = x509.NewCertPool()
-	if !p.issuing.AppendCertsFromPEM(rootPEM) {
-		t.Fatalf("pebble root: %q", rootPEM)
-	}
-	return p
 }
 
 func listenLoopback(t *testing.T) (net.Listener, int) {
@@ -232,11 +118,11 @@ func testLogger(t *testing.T) *slog.Logger {
 // certificates (the validation connection has none), then verifies the
 // served chain against Pebble's root in a real handshake.
 func TestACMETLSALPN(t *testing.T) {
-	acmeDomain := newACMEDomain(t)
+	acmeDomain := pebbletest.FreshDomain()
 	dir := t.TempDir()
 	tlsLn, tlsPort := listenLoopback(t)
-	_, closedPort := listenLoopback(t) // HTTP-01 is off: nothing is served there
-	pebble := startPebble(t, closedPort, tlsPort, 0)
+	pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: tlsPort})
+	caRoots := pebble.TrustedRootFile(t, t.TempDir())
 
 	clientCA := newTestCA(t, "BSP client CA")
 	events := &eventLog{}
@@ -247,8 +133,8 @@ func TestACMETLSALPN(t *testing.T) {
 		ACME: &relaytls.ACMEConfig{
 			Domains:    []string{acmeDomain},
 			Email:      "ops@edgerelay.test",
-			CA:         pebble.dirURL,
-			CARoots:    []string{pebble.caRoots},
+			CA:         pebble.DirectoryURL(),
+			CARoots:    []string{caRoots},
 			Challenges: []string{relaytls.ChallengeTLSALPN01},
 		},
 		ClientCAs: []string{writeFile(t, dir, "bsp.pem", clientCA.pem())},
@@ -277,7 +163,7 @@ func TestACMETLSALPN(t *testing.T) {
 
 	client, _, _ := clientCA.issue(t, "meta", []string{"meta.example"}, x509.ExtKeyUsageClientAuth)
 	leaf, err := handshake(tlsLn.Addr().String(), &tls.Config{
-		RootCAs:      pebble.issuing,
+		RootCAs:      pebble.IssuerPool(),
 		ServerName:   acmeDomain,
 		Certificates: []tls.Certificate{client},
 	})
@@ -293,7 +179,7 @@ func TestACMETLSALPN(t *testing.T) {
 		t.Fatalf("Certificates() = %+v", infos)
 	}
 	// mTLS still holds for ordinary clients.
-	if _, err := handshake(tlsLn.Addr().String(), &tls.Config{RootCAs: pebble.issuing, ServerName: acmeDomain}); err == nil {
+	if _, err := handshake(tlsLn.Addr().String(), &tls.Config{RootCAs: pebble.IssuerPool(), ServerName: acmeDomain}); err == nil {
 		t.Fatal("handshake without a client certificate succeeded")
 	}
 }
@@ -301,11 +187,12 @@ func TestACMETLSALPN(t *testing.T) {
 // TestACMEHTTP01 obtains a certificate through HTTP-01 answered by
 // HTTPChallengeHandler on the relay's own plain listener.
 func TestACMEHTTP01(t *testing.T) {
-	acmeDomain := newACMEDomain(t)
+	acmeDomain := pebbletest.FreshDomain()
 	dir := t.TempDir()
 	tlsLn, tlsPort := listenLoopback(t)
 	httpLn, httpPort := listenLoopback(t)
-	pebble := startPebble(t, httpPort, tlsPort, 0)
+	pebble := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: tlsPort})
+	caRoots := pebble.TrustedRootFile(t, t.TempDir())
 
 	s, err := relaytls.NewServer(relaytls.ServerConfig{
 		Listener:   "public",
@@ -313,8 +200,8 @@ func TestACMEHTTP01(t *testing.T) {
 		StorageDir: dir,
 		ACME: &relaytls.ACMEConfig{
 			Domains:           []string{acmeDomain},
-			CA:                pebble.dirURL,
-			CARoots:           []string{pebble.caRoots},
+			CA:                pebble.DirectoryURL(),
+			CARoots:           []string{caRoots},
 			Challenges:        []string{relaytls.ChallengeHTTP01},
 			HTTPChallengeAddr: httpLn.Addr().String(),
 		},
@@ -331,7 +218,7 @@ func TestACMEHTTP01(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the certificate", s.Ready)
 
-	if _, err := handshake(tlsLn.Addr().String(), &tls.Config{RootCAs: pebble.issuing, ServerName: acmeDomain}); err != nil {
+	if _, err := handshake(tlsLn.Addr().String(), &tls.Config{RootCAs: pebble.IssuerPool(), ServerName: acmeDomain}); err != nil {
 		t.Fatalf("handshake verifying against Pebble's root: %v", err)
 	}
 	// Other requests pass through the challenge handler.
@@ -354,11 +241,11 @@ func TestACMEHTTP01(t *testing.T) {
 // TestACMEObtainFailure has the CA refuse the name: the failure reaches
 // OnEvent and the listener does not become ready.
 func TestACMEObtainFailure(t *testing.T) {
-	acmeDomain := newACMEDomain(t)
+	acmeDomain := pebbletest.FreshDomain()
 	tlsLn, tlsPort := listenLoopback(t)
-	_, closedPort := listenLoopback(t)
-	pebble := startPebble(t, closedPort, tlsPort, 0)
-	if err := pebble.db.AddBlockedDomain(acmeDomain); err != nil {
+	pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: tlsPort})
+	caRoots := pebble.TrustedRootFile(t, t.TempDir())
+	if err := pebble.BlockDomain(acmeDomain); err != nil {
 		t.Fatal(err)
 	}
 	events := &eventLog{}
@@ -368,8 +255,8 @@ func TestACMEObtainFailure(t *testing.T) {
 		StorageDir: t.TempDir(),
 		ACME: &relaytls.ACMEConfig{
 			Domains:    []string{acmeDomain},
-			CA:         pebble.dirURL,
-			CARoots:    []string{pebble.caRoots},
+			CA:         pebble.DirectoryURL(),
+			CARoots:    []string{caRoots},
 			Challenges: []string{relaytls.ChallengeTLSALPN01},
 		},
 		Logger:  testLogger(t),
@@ -395,11 +282,11 @@ func TestACMEObtainFailure(t *testing.T) {
 // TestACMERenewal serves short-lived certificates and waits, without any
 // restart, for the served serial to change.
 func TestACMERenewal(t *testing.T) {
-	acmeDomain := newACMEDomain(t)
+	acmeDomain := pebbletest.FreshDomain()
 	dir := t.TempDir()
 	tlsLn, tlsPort := listenLoopback(t)
-	_, closedPort := listenLoopback(t)
-	pebble := startPebble(t, closedPort, tlsPort, 30)
+	pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: tlsPort, Validity: 30})
+	caRoots := pebble.TrustedRootFile(t, t.TempDir())
 
 	events := &eventLog{}
 	s, err := relaytls.NewServer(relaytls.ServerConfig{
@@ -408,8 +295,8 @@ func TestACMERenewal(t *testing.T) {
 		StorageDir: dir,
 		ACME: &relaytls.ACMEConfig{
 			Domains:    []string{acmeDomain},
-			CA:         pebble.dirURL,
-			CARoots:    []string{pebble.caRoots},
+			CA:         pebble.DirectoryURL(),
+			CARoots:    []string{caRoots},
 			Challenges: []string{relaytls.ChallengeTLSALPN01},
 			// Renew once 10% of the 30 s lifetime is used; check twice a second.
 			RenewalWindowRatio: 0.9,
@@ -429,7 +316,7 @@ func TestACMERenewal(t *testing.T) {
 	waitFor(t, 30*time.Second, "the first certificate", s.Ready)
 
 	served := func() string {
-		leaf, err := handshake(tlsLn.Addr().String(), &tls.Config{RootCAs: pebble.issuing, ServerName: acmeDomain})
+		leaf, err := handshake(tlsLn.Addr().String(), &tls.Config{RootCAs: pebble.IssuerPool(), ServerName: acmeDomain})
 		if err != nil {
 			t.Fatalf("handshake: %v", err)
 		}
@@ -455,14 +342,14 @@ func TestACMERenewal(t *testing.T) {
 // TestACMESharedStorage runs two Servers on one data directory: between
 // them they place exactly one order, and both serve the certificate.
 func TestACMESharedStorage(t *testing.T) {
-	acmeDomain := newACMEDomain(t)
+	acmeDomain := pebbletest.FreshDomain()
 	dir := t.TempDir()
 	lnA, portA := listenLoopback(t)
 	lnB, _ := listenLoopback(t)
-	_, closedPort := listenLoopback(t)
 	// Pebble validates on A's port; B's instance may be the one that
 	// places the order: A answers from the shared storage.
-	pebble := startPebble(t, closedPort, portA, 0)
+	pebble := pebbletest.Start(t, pebbletest.Options{TLSPort: portA})
+	caRoots := pebble.TrustedRootFile(t, t.TempDir())
 
 	var servers []*relaytls.Server
 	for i, ln := range []net.Listener{lnA, lnB} {
@@ -472,8 +359,8 @@ func TestACMESharedStorage(t *testing.T) {
 			StorageDir: dir,
 			ACME: &relaytls.ACMEConfig{
 				Domains:    []string{acmeDomain},
-				CA:         pebble.dirURL,
-				CARoots:    []string{pebble.caRoots},
+				CA:         pebble.DirectoryURL(),
+				CARoots:    []string{caRoots},
 				Challenges: []string{relaytls.ChallengeTLSALPN01},
 			},
 			Logger: testLogger(t).With("instance", i),
@@ -495,7 +382,7 @@ func TestACMESharedStorage(t *testing.T) {
 	waitFor(t, 40*time.Second, "both instances to have the certificate", func() bool {
 		return servers[0].Ready() && servers[1].Ready()
 	})
-	if n := pebble.newOrders.Load(); n != 1 {
+	if n := pebble.Orders(); n != 1 {
 		t.Fatalf("%d orders placed at the CA, want exactly 1", n)
 	}
 	a, b := servers[0].Certificates()[0].Serial, servers[1].Certificates()[0].Serial
@@ -503,7 +390,7 @@ func TestACMESharedStorage(t *testing.T) {
 		t.Fatalf("instances serve different certificates: %s and %s", a, b)
 	}
 	for _, ln := range []net.Listener{lnA, lnB} {
-		if _, err := handshake(ln.Addr().String(), &tls.Config{RootCAs: pebble.issuing, ServerName: acmeDomain}); err != nil {
+		if _, err := handshake(ln.Addr().String(), &tls.Config{RootCAs: pebble.IssuerPool(), ServerName: acmeDomain}); err != nil {
 			t.Fatalf("handshake with %s: %v", ln.Addr(), err)
 		}
 	}
