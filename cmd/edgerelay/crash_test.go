@@ -177,6 +177,16 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// Tail is the end of the log, enough to read a failure without flooding
+// the test output.
+func (l *lockedBuffer) Tail() string {
+	s := l.String()
+	if len(s) > 8000 {
+		s = "…" + s[len(s)-8000:]
+	}
+	return s
+}
+
 // startRelay runs `edgerelay run -config cfg` and waits until its admin
 // listener answers /healthz.
 func startRelay(t *testing.T, bin, cfg, admin string, logs *lockedBuffer) *relayProc {
@@ -201,7 +211,7 @@ func startRelay(t *testing.T, bin, cfg, admin string, logs *lockedBuffer) *relay
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			t.Fatalf("relay exited before it was ready (%v):\n%s", p.err, logs.String())
+			t.Fatalf("relay exited before it was ready (%v):\n%s", p.err, logs.Tail())
 		default:
 		}
 		resp, err := client.Get("http://" + admin + "/healthz")
@@ -213,7 +223,7 @@ func startRelay(t *testing.T, bin, cfg, admin string, logs *lockedBuffer) *relay
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("relay not ready after 20s:\n%s", logs.String())
+	t.Fatalf("relay not ready after 20s:\n%s", logs.Tail())
 	return nil
 }
 
@@ -377,7 +387,7 @@ backend "crm" {
 		return len(missing) == 0
 	}, "every acknowledged callback delivered")
 	if len(missing) > 0 {
-		t.Fatalf("%d acknowledged callbacks never delivered, e.g. %v\nrelay log:\n%s", len(missing), missing[:min(5, len(missing))], logs.String())
+		t.Fatalf("%d acknowledged callbacks never delivered, e.g. %v\nrelay log:\n%s", len(missing), missing[:min(5, len(missing))], logs.Tail())
 	}
 	be.mu.Lock()
 	dups := be.total - len(be.seen)
@@ -391,7 +401,7 @@ backend "crm" {
 	select {
 	case <-proc.done:
 		if proc.err != nil {
-			t.Errorf("relay exited with %v after SIGTERM:\n%s", proc.err, logs.String())
+			t.Errorf("relay exited with %v after SIGTERM:\n%s", proc.err, logs.Tail())
 		}
 	case <-time.After(25 * time.Second):
 		t.Errorf("relay did not stop within 25s of SIGTERM")
