@@ -100,9 +100,11 @@ func (b *crashBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Some deliveries take a while, so that attempts are in flight when
-	// the relay is killed.
-	if id[len(id)-1]%4 == 0 {
-		time.Sleep(20 * time.Millisecond)
+	// the relay is killed, and the backend (4 at a time, in the
+	// configuration) falls behind the clients: a backlog is pending on
+	// disk at each kill.
+	if c := id[len(id)-1]; c == '0' || c == '5' {
+		time.Sleep(10 * time.Millisecond)
 	}
 	b.mu.Lock()
 	b.seen[id]++
@@ -179,10 +181,13 @@ func (l *lockedBuffer) String() string {
 
 // Tail is the end of the log, enough to read a failure without flooding
 // the test output.
-func (l *lockedBuffer) Tail() string {
+func (l *lockedBuffer) Tail() string { return l.TailN(8000) }
+
+// TailN is the last n bytes of the log.
+func (l *lockedBuffer) TailN(n int) string {
 	s := l.String()
-	if len(s) > 8000 {
-		s = "…" + s[len(s)-8000:]
+	if len(s) > n {
+		s = "…" + s[len(s)-n:]
 	}
 	return s
 }
@@ -250,6 +255,7 @@ type crashLoad struct {
 	round   int
 	mu      sync.Mutex
 	acked   map[string]bool
+	n       int // acknowledged in this round
 	sent    atomic.Int64
 	refused atomic.Int64 // answers other than 200 (none expected while the relay is up)
 	failed  atomic.Int64 // transport errors (expected once the relay is killed)
@@ -294,10 +300,13 @@ func (l *crashLoad) client(c int) {
 		if resp.StatusCode == http.StatusOK {
 			l.mu.Lock()
 			l.acked[id] = true
+			l.n++
 			l.mu.Unlock()
 		} else {
 			l.refused.Add(1)
 		}
+		// A modest pace per client keeps the backlog, and the test, short.
+		time.Sleep(4 * time.Millisecond)
 	}
 }
 
@@ -346,7 +355,7 @@ channel "meta" {
 
 backend "crm" {
   url         = %q
-  concurrency = 8
+  concurrency = 4
   retry {
     initial = "50ms"
     max     = "500ms"
@@ -362,13 +371,14 @@ backend "crm" {
 	proc := startRelay(t, bin, cfg, admin, logs)
 	for round := 1; round <= kills; round++ {
 		load := startLoad(url, round, clients, acked)
-		// Let acknowledged events pile up, some delivered, some not yet.
+		// Let acknowledged events pile up, some delivered, some not yet,
+		// then kill the relay while the clients are still sending.
 		waitFor(t, 10*time.Second, func() bool {
 			load.mu.Lock()
 			defer load.mu.Unlock()
-			return len(acked) >= 300*round
-		}, "300 acknowledged callbacks")
-		time.Sleep(time.Second)
+			return load.n >= 400
+		}, "400 acknowledged callbacks")
+		time.Sleep(300 * time.Millisecond)
 		proc.kill(t)
 		// The clients keep sending into the dead port for a moment.
 		time.Sleep(100 * time.Millisecond)
@@ -404,7 +414,13 @@ backend "crm" {
 			t.Errorf("relay exited with %v after SIGTERM:\n%s", proc.err, logs.Tail())
 		}
 	case <-time.After(25 * time.Second):
-		t.Errorf("relay did not stop within 25s of SIGTERM")
+		// Ask the Go runtime for a goroutine dump of the stuck process.
+		proc.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-proc.done:
+		case <-time.After(5 * time.Second):
+		}
+		t.Errorf("relay did not stop within 25s of SIGTERM; its log and goroutines:\n%s", logs.TailN(200000))
 	}
 }
 
