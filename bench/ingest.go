@@ -73,8 +73,8 @@ func (e *env) ingest() (bool, error) {
 					return false, err
 				}
 				base = append(base, r)
-				e.printf("round %d baseline: %.0f req/s, p50 %s, p99 %s, %d connections, errors: %s, %s",
-					round, r.rate(), ms(r.quantile(.5)), ms(r.quantile(.99)), r.dials, r.otherStatuses(), r.cpu)
+				e.printf("round %d baseline: %.0f req/s, p50 %s, p99 %s, %d connections, errors: %s, %s, server CPU per request %s",
+					round, r.rate(), ms(r.quantile(.5)), ms(r.quantile(.99)), r.dials, r.otherStatuses(), r.cpu, r.cpu.perRequest(r.rate()))
 				continue
 			}
 			rr, err := e.loadRelay(sinkURL, o.logLevel, e.profileFor(o.duration))
@@ -82,9 +82,9 @@ func (e *env) ingest() (bool, error) {
 				return false, err
 			}
 			rel = append(rel, rr)
-			e.printf("round %d relay:    %.0f events/s, p50 %s, p99 %s, %d connections, errors: %s, %s, %.1f commits per fsync, %s",
+			e.printf("round %d relay:    %.0f events/s, p50 %s, p99 %s, %d connections, errors: %s, %s, %.1f commits per fsync, %s, server CPU per event %s",
 				round, rr.res.rate(), ms(rr.res.quantile(.5)), ms(rr.res.quantile(.99)), rr.res.dials, rr.res.otherStatuses(),
-				rr.mem, rr.perSync(), rr.res.cpu)
+				rr.mem, rr.perSync(), rr.res.cpu, rr.res.cpu.perRequest(rr.res.rate()))
 		}
 	}
 
@@ -110,6 +110,9 @@ func (e *env) ingest() (bool, error) {
 	e.printf("relay peak RSS: %s (VmHWM)", mib(hwm))
 	e.printf("relay peak anonymous RSS: %s (heap, stacks, Badger memtables; the rest is file-backed: mmapped value log, WAL and tables)", mib(anon))
 	e.printf("relay commits per fsync (median): %.1f", perSync)
+	bCPU := median(base, func(r *result) float64 { return r.cpu.server / r.rate() * 1e6 })
+	rCPU := median(rel, func(r *relayRun) float64 { return r.res.cpu.server / r.res.rate() * 1e6 })
+	e.printf("server CPU per request (median): baseline %.0fµs, relay %.0fµs (%.1f×)", bCPU, rCPU, rCPU/bCPU)
 
 	ok := true
 	ok = e.check("durable ingest ratio", rRate/bRate >= targetRatio, "%.2f (target ≥ %.2f)", rRate/bRate, targetRatio) && ok

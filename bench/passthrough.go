@@ -204,7 +204,7 @@ loading:
 	e.printf("delivered rate during the load: %.0f events/s", float64(deliveredAtEnd)/loadSecs)
 	e.printf("backlog: max %d, trend %+.1f events/s over the load (samples after 2s: %d)", maxBacklog, slope, len(xs))
 	e.printf("drain after the load: %s", drained.Round(time.Millisecond))
-	e.printf("during the load, %s (the load generator includes the backend)", res.cpu)
+	e.printf("during the load, %s (the load generator includes the backend); relay CPU per event %s", res.cpu, res.cpu.perRequest(float64(acks)/loadSecs))
 	e.printf("delivered: %d deliveries, %d duplicate(s), %d altered or foreign bodies, %d without X-Relay-Event-Id", sk.total.Load(), dups, sk.bad.Load(), sk.noID.Load())
 	e.printf("missing (acknowledged, never delivered): %d", missing)
 	e.printf("relay peak RSS: %s (at the end: %s)", mib(max(hwm, peakRSS)), endMem)

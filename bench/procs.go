@@ -529,3 +529,11 @@ func usage(a, b cpuSnap) cpuUse {
 func (u cpuUse) String() string {
 	return fmt.Sprintf("cpu: server %.2f, load generator %.2f, other processes %.2f cores", u.server, u.bench, u.other)
 }
+
+// perRequest is the server's CPU time per answered request.
+func (u cpuUse) perRequest(rate float64) string {
+	if rate <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0fµs", u.server/rate*1e6)
+}
