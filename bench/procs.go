@@ -172,6 +172,7 @@ type proc struct {
 	admin   string // relay only
 	logPath string
 	done    chan error
+	warn    io.Writer // where stop reports a process that ignored SIGTERM
 }
 
 // startBaseline re-executes this binary as the baseline server.
@@ -279,7 +280,7 @@ backend "sink" {
 			"EDGERELAY_BENCH_CPUPROFILE_DELAY=1s",
 			"EDGERELAY_BENCH_CPUPROFILE_FOR="+rs.profileFor.String())
 	}
-	p := &proc{name: "relay", cmd: cmd, addr: addr, admin: admin, logPath: logPath, done: make(chan error, 1)}
+	p := &proc{name: "relay", cmd: cmd, addr: addr, admin: admin, logPath: logPath, done: make(chan error, 1), warn: e.out}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the relay: %w", err)
 	}
@@ -321,7 +322,8 @@ func tail(path string) string {
 	return string(b)
 }
 
-// stop ends the process: SIGTERM, then SIGKILL after 10s.
+// stop ends the process: SIGTERM, then SIGKILL after 10s (and a warning
+// line: a relay must stop on SIGTERM).
 func (p *proc) stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -330,6 +332,9 @@ func (p *proc) stop() {
 	case <-time.After(10 * time.Second):
 		p.cmd.Process.Kill()
 		p.done <- <-p.done
+		if p.warn != nil {
+			fmt.Fprintf(p.warn, "warning: %s did not stop within 10s of SIGTERM; killed (log %s)\n", p.name, p.logPath)
+		}
 	}
 }
 
