@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -127,3 +128,5 @@ func sorted(in []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

@@ -159,6 +159,8 @@ type Queue struct {
 	mu       sync.RWMutex
 	closed   bool
 	ops      chan *op
+	toSync   chan []*op // committed batches waiting for an fsync
+	writeMu  sync.Mutex // held while a batch is written, and while value-log GC runs
 	closing  chan struct{}
 	wg       sync.WaitGroup
 	senders  sync.WaitGroup // submits between the closed check and their send
@@ -188,6 +190,7 @@ func Open(o Options) (*Queue, error) {
 		log:     o.Logger,
 		window:  o.Window,
 		ops:     make(chan *op, maxBatchOps),
+		toSync:  make(chan []*op, 64),
 		closing: make(chan struct{}),
 		scheds:  map[string]*sched{},
 	}
@@ -239,8 +242,9 @@ func Open(o Options) (*Queue, error) {
 		return nil, err
 	}
 	q.measureSize()
-	q.wg.Add(2)
+	q.wg.Add(3)
 	go q.committer()
+	go q.syncer()
 	go q.sizeLoop()
 	if gi := o.GCInterval; gi >= 0 && !o.InMemory {
 		if gi == 0 {
