@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
@@ -41,6 +42,10 @@ type Config struct {
 	Channels  []*ChannelConfig
 	Backends  []*BackendConfig
 	Upstreams []*UpstreamConfig
+
+	// Certificates lists every certificate the file names (static,
+	// client, trust stores) with its expiry, for `edgerelay validate`.
+	Certificates []string
 }
 
 // LogConfig selects the log level ("debug", "info" (default), "warn",
@@ -244,6 +249,7 @@ func ParseConfig(name, abs string, src []byte) (*Config, hcl.Diagnostics) {
 	v := &validator{dir: dir, ctx: evalContext(dir)}
 	cfg := v.build(&fc)
 	cfg.File, cfg.Dir = abs, dir
+	cfg.Certificates = v.certs
 	sort.SliceStable(v.diags, func(i, j int) bool { return diagBefore(v.diags[i], v.diags[j]) })
 	diags = append(diags, v.diags...)
 	if diags.HasErrors() {
@@ -311,6 +317,7 @@ type validator struct {
 	dir   string
 	ctx   *hcl.EvalContext
 	diags hcl.Diagnostics
+	certs []string // certificate expiries, for validate's report
 }
 
 func (v *validator) errorf(rng hcl.Range, summary, format string, args ...any) {
@@ -554,6 +561,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) *ListenerTLS {
 	sc := relaytls.ServerConfig{
 		Listener:   lb.Name,
+		Address:    lb.Address,
 		StorageDir: dataDir,
 		MinVersion: str(t.MinVersion, "1.2"),
 		Names:      t.Names,
@@ -562,11 +570,13 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 		v.errorf(t.MinVersionRange, "invalid TLS version", "min_version = %q: use \"1.2\" or \"1.3\"", sc.MinVersion)
 	}
 	sources := 0
+	ok := true
 	if t.ACME != nil {
 		sources++
 		a := t.ACME
 		if len(a.Domains) == 0 {
 			v.errorf(a.DomainsRange, "missing domains", "acme needs at least one domain")
+			ok = false
 		}
 		ac := &relaytls.ACMEConfig{
 			Domains:    a.Domains,
@@ -576,10 +586,12 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 		}
 		if u, err := url.Parse(ac.CA); err != nil || u.Scheme != "https" || u.Host == "" {
 			v.errorf(a.CARange, "invalid ACME directory", "ca = %q must be an https URL", ac.CA)
+			ok = false
 		}
 		for _, c := range a.Challenges {
 			if c != "tls-alpn-01" && c != "http-01" {
 				v.errorf(a.ChallengesRange, "unknown challenge", "challenges: %q (use \"tls-alpn-01\" and/or \"http-01\")", c)
+				ok = false
 			}
 		}
 		for _, r := range a.CARoots {
@@ -587,6 +599,7 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 			ac.CARoots = append(ac.CARoots, p)
 			if _, err := relaytls.LoadTrustStore([]string{p}, "", false); err != nil {
 				v.errorf(a.CARootsRange, "invalid CA root", "ca_roots: %v", err)
+				ok = false
 			}
 		}
 		sc.ACME = ac
@@ -595,11 +608,15 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 		sources++
 		if t.CertFile == nil || t.KeyFile == nil {
 			v.errorf(t.DefRange, "incomplete certificate", "cert_file and key_file go together")
+			ok = false
 		} else {
 			sc.CertFile = resolvePath(v.dir, *t.CertFile)
 			sc.KeyFile = resolvePath(v.dir, *t.KeyFile)
-			if _, err := relaytls.LoadClientCert(relaytls.ClientCertConfig{CertFile: sc.CertFile, KeyFile: sc.KeyFile}); err != nil {
+			if c, err := relaytls.LoadClientCert(relaytls.ClientCertConfig{CertFile: sc.CertFile, KeyFile: sc.KeyFile}); err != nil {
 				v.errorf(t.CertFileRange, "invalid certificate", "%v", err)
+				ok = false
+			} else {
+				v.certNote(c.Leaf, c.Certificate, sc.CertFile, t.CertFileRange)
 			}
 		}
 	}
@@ -609,17 +626,65 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 	}
 	if sources != 1 {
 		v.errorf(t.DefRange, "ambiguous TLS", "a tls block needs exactly one of: acme { }, cert_file + key_file, self_signed = true")
+		ok = false
 	}
 	if len(t.ClientCA) > 0 {
 		for _, f := range t.ClientCA {
 			sc.ClientCAs = append(sc.ClientCAs, resolvePath(v.dir, f))
 		}
 		sc.ClientCAPassword = str(t.ClientCAPassword, "")
-		if _, err := relaytls.LoadTrustStore(sc.ClientCAs, sc.ClientCAPassword, false); err != nil {
+		if ts, err := relaytls.LoadTrustStore(sc.ClientCAs, sc.ClientCAPassword, false); err != nil {
 			v.errorf(t.ClientCARange, "invalid client CA", "%v", err)
+			ok = false
+		} else {
+			v.trustNotes(ts, t.ClientCARange, "client_ca")
+		}
+	}
+	if ok {
+		if err := sc.Validate(); err != nil {
+			v.errorf(t.DefRange, "invalid tls block", "%v", err)
 		}
 	}
 	return &ListenerTLS{Server: sc, HTTPChallengeAddress: str(t.HTTPChallengeAddress, "")}
+}
+
+// certNote records a certificate's expiry for validate's report, and
+// reports an expired one as an error and one expiring within 30 days as
+// a warning, at the attribute that names it.
+func (v *validator) certNote(leaf *x509.Certificate, chain [][]byte, file string, rng hcl.Range) {
+	if leaf == nil && len(chain) > 0 {
+		leaf, _ = x509.ParseCertificate(chain[0])
+	}
+	if leaf == nil {
+		return
+	}
+	v.expiryCheck(leaf, file, rng)
+}
+
+func (v *validator) trustNotes(ts *relaytls.TrustStore, rng hcl.Range, what string) {
+	if ts == nil {
+		return
+	}
+	for _, c := range ts.Certs {
+		v.expiryCheck(c, what, rng)
+	}
+}
+
+func (v *validator) expiryCheck(c *x509.Certificate, where string, rng hcl.Range) {
+	left := time.Until(c.NotAfter)
+	name := c.Subject.CommonName
+	if name == "" && len(c.DNSNames) > 0 {
+		name = c.DNSNames[0]
+	}
+	v.certs = append(v.certs, fmt.Sprintf("%s: %q expires %s (%d days)", filepath.Base(where), name, c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24)))
+	switch {
+	case left <= 0:
+		v.errorf(rng, "certificate expired", "%s: %q expired on %s", where, name, c.NotAfter.UTC().Format(time.DateOnly))
+	case left < 30*24*time.Hour:
+		r := rng
+		v.diags = append(v.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "certificate expires soon",
+			Detail: fmt.Sprintf("%s: %q expires on %s (%d days)", where, name, c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24)), Subject: &r})
+	}
 }
 
 func (v *validator) trust(files []string, rng hcl.Range, password *string, system *bool, cc *clientCertBlock) TrustConfig {
@@ -631,6 +696,8 @@ func (v *validator) trust(files []string, rng hcl.Range, password *string, syste
 		ts, err := relaytls.LoadTrustStore(tc.Files, tc.Password, tc.System)
 		if err != nil {
 			v.errorf(rng, "invalid trust store", "%v", err)
+		} else if len(tc.Files) > 0 {
+			v.trustNotes(&relaytls.TrustStore{Certs: ts.Certs}, rng, "trust_store")
 		}
 		tc.Store = ts
 	}
@@ -641,8 +708,10 @@ func (v *validator) trust(files []string, rng hcl.Range, password *string, syste
 			P12File:  resolvePath(v.dir, str(cc.P12File, "")),
 			Password: str(cc.Password, ""),
 		}
-		if _, err := relaytls.LoadClientCert(*c); err != nil {
+		if cert, err := relaytls.LoadClientCert(*c); err != nil {
 			v.errorf(cc.DefRange, "invalid client certificate", "%v", err)
+		} else {
+			v.certNote(cert.Leaf, cert.Certificate, "client_cert", cc.DefRange)
 		}
 		tc.ClientCert = c
 	}
@@ -1089,6 +1158,12 @@ func (v *validator) upstream(ub *upstreamBlock, listeners map[string]*ListenerCo
 			v.errorf(ib.TypeRange, "unknown inject type", "inject %q: use header, basic, bearer or oauth2", ib.Type)
 		}
 		u.Inject = append(u.Inject, ic)
+	}
+	for _, ab := range ub.CallerAuth {
+		switch ab.Type {
+		case "hmac", "twilio", "standard_webhooks", "none":
+			v.errorf(ab.TypeRange, "unsupported caller_auth", "caller_auth %q: outbound bodies are streamed, not buffered, so use header, basic, jwt or ip_allow (or leave caller_auth out)", ab.Type)
+		}
 	}
 	if len(ub.CallerAuth) > 0 {
 		u.CallerAuth = v.authBlocks(ub.CallerAuth, nil, "", hcl.Range{}, listeners[ub.Listener], fmt.Sprintf("upstream %q caller_auth", ub.Name))

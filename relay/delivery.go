@@ -153,12 +153,7 @@ func breakerValue(st gobreaker.State) float64 {
 func (d *deliverer) stop() { d.cancel() }
 
 func (d *deliverer) wait(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { d.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	waitCtx(&d.wg, ctx)
 	d.rt.Load().client.CloseIdleConnections()
 }
 

@@ -353,6 +353,7 @@ func (s *Server) buildState(cfg *Config, old *state) (*state, error) {
 		if !keep[name] {
 			p.Close()
 			delete(s.proxies, name)
+			s.outMet.Forget(name)
 		}
 	}
 	for _, mounts := range st.upstreams {
@@ -385,6 +386,10 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 	spec.TLS = tc
 	for _, ac := range u.CallerAuth {
 		spec.CallerAuth = append(spec.CallerAuth, ac.Verifier)
+		if ac.Header != nil {
+			// The caller's relay credential is not the BSP's business.
+			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
+		}
 	}
 	for _, ic := range u.Inject {
 		switch ic.Type {
@@ -518,7 +523,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				}
 			}(l)
 		}
-		wg.Wait()
+		if !waitCtx(&wg, ctx) {
+			s.log.Warn("shutdown deadline reached while listeners were draining")
+		}
 		for _, d := range s.deliverers {
 			d.stop()
 		}
@@ -534,17 +541,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 		s.admin.Shutdown(ctx)
 		s.mu.Unlock()
-		done := make(chan struct{})
-		go func() { s.bg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
+		if !waitCtx(&s.bg, ctx) {
 			s.log.Warn("shutdown deadline reached with work still running")
 		}
 		s.stopErr = s.q.Close()
 		s.log.Info("stopped")
 	})
 	return s.stopErr
+}
+
+// waitCtx waits for wg or ctx; false when ctx ended first.
+func waitCtx(wg *sync.WaitGroup, ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // expiryWatch announces expiring credentials in the log, daily, from 14

@@ -97,6 +97,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stdout, cfg.Summary())
+	for _, c := range cfg.Certificates {
+		fmt.Fprintln(stdout, "  certificate", c)
+	}
 	return 0
 }
 
