@@ -178,7 +178,7 @@ func (e *env) loadRelay(sinkURL, level string, profileFor time.Duration) (*relay
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
+	defer e.finish(p)
 	before, err := e.metrics(p)
 	if err != nil {
 		return nil, fmt.Errorf("scraping the relay's metrics: %w", err)

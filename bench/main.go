@@ -10,43 +10,53 @@
 // Ingest mode (-mode ingest [-duration 10s] [-conns 64] [-rounds 3]) loads,
 // in alternation for -rounds rounds, (a) a minimal Go server doing the same
 // HMAC check on the same body and storing nothing (this binary re-executed
-// with the hidden flag -serve-baseline) and (b) the relay binary (built into
-// a temporary directory, or -bin PATH). Every round starts each server
-// afresh; the relay gets an empty data_dir. The load is closed-loop: -conns
-// workers, each with its own keep-alive TCP connection, post a 1 KB Meta
-// WhatsApp message (a unique message id per request, so de-duplication never
-// turns a request into a no-op) signed with X-Hub-Signature-256, and time
-// each answer from the first byte written to the last byte read. By default
-// the relay's backend is a closed local port: every accepted event is made
-// durable and waits on disk, so the figure is the durable ingest rate alone
-// (-backend live points it at a sink inside this process instead, so that
-// deliveries compete for the same CPU). The tool prints each round, then
-// the medians of the rates and p50/p99 latencies, the ratio relay/baseline,
-// the relay's peak RSS and the queue's commits per fsync (from the admin
-// /metrics); with -info-round it also runs the relay once more at log level
-// info (one log line per callback) and reports that rate.
+// with the hidden flag -serve-baseline) and (b) the relay binary (built from
+// ./cmd/edgerelay into a temporary directory, or -bin PATH). Every run
+// starts its server afresh; the relay gets an empty data_dir. The load is
+// closed-loop: -conns workers, each with its own keep-alive TCP connection,
+// post a 1 KB Meta WhatsApp message (a unique message id per request, so
+// de-duplication never turns a request into a no-op) signed with
+// X-Hub-Signature-256, after a -warmup that is not measured, and time each
+// answer from the first byte written to the last byte read. By default
+// (-backend down) the relay's backend is a closed local port: every accepted
+// event is made durable and waits on disk, so the figure is the durable
+// ingest rate alone; -backend live points it at a sink inside this process,
+// so that deliveries compete for the same CPU. The tool prints each run,
+// then the medians of the rates and p50/p99 latencies, the ratio
+// relay/baseline, the relay's peak RSS (total and anonymous), the queue's
+// commits per fsync (from the admin /metrics), and the cores used by the
+// server, the load generator and every other process of the machine (a
+// busy machine shows there) with the server's CPU time per request. With
+// -info-round (default) it runs the relay once more at log level info
+// (one log line per callback) and reports that rate; -log-level sets the
+// level of the measured runs (default warn). -timeline prints each run per
+// 250 ms window, where stalls show.
 //
-// Passthrough mode (-mode passthrough [-rate 10000] [-duration 20s]) runs the
-// relay in front of a live backend inside this process and offers an
-// open-loop load at -rate events/s (a token bucket shared by -conns workers;
-// latency counts from the time a request was due, so a stalled server is
-// not hidden). Each second it prints the acknowledged and delivered counts,
-// the backlog (pending + in flight, from the admin API) and the relay's RSS.
-// After the load it waits (at most -drain) until every acknowledged event
-// has reached the backend, byte for byte, and prints the offered,
-// acknowledged and delivered rates, the backlog trend, the missing and
+// Passthrough mode (-mode passthrough [-rate 10000] [-pt-duration 20s]) runs
+// the relay in front of a live backend inside this process (answering 200
+// at once; -backend-concurrency sets the relay's concurrency towards it)
+// and offers an open-loop load at -rate events/s (a token bucket shared by
+// -conns workers; latency counts from the time a request was due, so a
+// stalled server is not hidden). Each second it prints the acknowledged and
+// delivered counts, the backlog (pending + in flight, from the admin API)
+// and the relay's memory. After the load it waits (at most -drain) until
+// every acknowledged event has reached the backend, byte for byte, and
+// prints the offered, acknowledged and delivered rates, the backlog's
+// maximum and trend (least-squares slope over the load), the missing and
 // duplicate counts and the relay's peak RSS. Messages come from -senders
-// distinct senders, so per-sender ordering (on by default for Meta) does not
-// serialise every delivery.
+// distinct senders, so per-sender ordering (on by default for Meta) does
+// not serialise every delivery.
 //
 // Every figure is printed as one plain "name: value" line. Lines starting
-// with "check" compare a figure with its target. The exit status is 1 when
-// a correctness check fails (an acknowledged event never delivered, a body
-// altered), or with -strict when a figure misses its target.
+// with "check" compare a figure with its target (the figures). The
+// exit status is 1 when a correctness check fails (an acknowledged event
+// never delivered, a body altered), or with -strict when a figure misses
+// its target.
 //
-// -cpuprofile FILE builds the relay with an extra file (through go build
-// -overlay, the source tree is untouched) that writes a CPU profile of the
-// first relay run under load to FILE; read it with go tool pprof.
+// -cpuprofile FILE builds the relay with one extra file (through go build
+// -overlay: the source tree is untouched) that writes a CPU profile of the
+// first loaded relay run to FILE; read it with go tool pprof. -keep keeps
+// the temporary directory (configurations, relay logs, data).
 package main
 
 import (

@@ -101,7 +101,7 @@ func (e *env) passthrough() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer p.stop()
+	defer e.finish(p)
 
 	acked := make([]atomic.Bool, n)
 	c0 := p.cpuSnap()

@@ -173,6 +173,15 @@ type proc struct {
 	logPath string
 	done    chan error
 	warn    io.Writer // where stop reports a process that ignored SIGTERM
+	dir     string    // the relay's directory (configuration, log, data_dir)
+}
+
+// finish stops a relay and frees its data_dir's disk space (unless -keep).
+func (e *env) finish(p *proc) {
+	p.stop()
+	if !e.o.keep && p.dir != "" {
+		os.RemoveAll(filepath.Join(p.dir, "data"))
+	}
 }
 
 // startBaseline re-executes this binary as the baseline server.
@@ -280,7 +289,7 @@ backend "sink" {
 			"EDGERELAY_BENCH_CPUPROFILE_DELAY=1s",
 			"EDGERELAY_BENCH_CPUPROFILE_FOR="+rs.profileFor.String())
 	}
-	p := &proc{name: "relay", cmd: cmd, addr: addr, admin: admin, logPath: logPath, done: make(chan error, 1), warn: e.out}
+	p := &proc{name: "relay", cmd: cmd, addr: addr, admin: admin, logPath: logPath, done: make(chan error, 1), warn: e.out, dir: dir}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the relay: %w", err)
 	}
