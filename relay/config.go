@@ -641,7 +641,11 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 		}
 	}
 	if ok {
-		if err := sc.Validate(); err != nil {
+		vc := sc
+		if _, port, _ := net.SplitHostPort(vc.Address); port == "0" {
+			vc.Address = "" // bound later; the real port is known then
+		}
+		if err := vc.Validate(); err != nil {
 			v.errorf(t.DefRange, "invalid tls block", "%v", err)
 		}
 	}
