@@ -53,6 +53,11 @@ type Options struct {
 	// Validity is the lifetime of issued certificates in seconds; 0 is
 	// Pebble's default.
 	Validity uint64
+	// OnOrder, when set, is called for each new-order request before
+	// Pebble handles it, in that request's goroutine: blocking in it holds
+	// the order back (a test can look at a client before it has a
+	// certificate).
+	OnOrder func()
 }
 
 // CA is a running in-process Pebble.
@@ -105,6 +110,9 @@ func Start(t testing.TB, o Options) *CA {
 	acmeSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
 			c.orders.Add(1)
+			if o.OnOrder != nil {
+				o.OnOrder()
+			}
 		}
 		api.ServeHTTP(w, r)
 	}))
