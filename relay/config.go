@@ -602,6 +602,9 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 				ok = false
 			}
 		}
+		// The ACME client must know the relay answers HTTP-01 on its own
+		// plain listener, or it would try to bind port 80 itself.
+		ac.HTTPChallengeAddr = str(t.HTTPChallengeAddress, "")
 		sc.ACME = ac
 	}
 	if t.CertFile != nil || t.KeyFile != nil {
