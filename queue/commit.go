@@ -339,6 +339,16 @@ func (q *Queue) sizeLoop() {
 		select {
 		case <-t.C:
 			q.measureSize()
+			// At thousands of events per second the value log grows by megabytes a second;
+			// waiting for the next GC period would let garbage pile up on disk and in the page
+			// cache (value-log files are memory-mapped), so GC is also run after every
+			// value-log file's worth of writes.
+			if q.vlogSinceGC.Load() >= valueLogFileSize {
+				select {
+				case q.gcKick <- struct{}{}:
+				default:
+				}
+			}
 		case <-q.closing:
 			return
 		}
@@ -353,9 +363,11 @@ func (q *Queue) gcLoop(interval time.Duration) {
 	for {
 		select {
 		case <-t.C:
+		case <-q.gcKick:
 		case <-q.closing:
 			return
 		}
+		q.vlogSinceGC.Store(0)
 		for {
 			// Badger's GC rewrite reads the memtable's max version without the lock its writes
 			// take (a data race the race detector reports), so no batch is written meanwhile.

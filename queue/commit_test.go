@@ -153,3 +153,54 @@ func BenchmarkEnqueueParallel(b *testing.B) {
 		b.ReportMetric(float64(c1-c0)/float64(s1-s0), "commits/sync")
 	}
 }
+
+// BenchmarkDeliver measures Next + Ack throughput with 8 workers on one backend.
+func BenchmarkDeliver(b *testing.B) {
+	q, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		b.StopTimer()
+		q.Close()
+	}()
+	body := []byte(strings.Repeat("x", 1024))
+	var wg sync.WaitGroup
+	for p := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := p; i < b.N; i += 16 {
+				ev := &Event{Channel: "meta", OrderKey: fmt.Sprintf("sender-%d", i%100), Method: "POST",
+					Body: body, Backends: []string{"crm"}}
+				if _, err := q.Enqueue(context.Background(), ev, 0); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportAllocs()
+	b.ResetTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var done sync.WaitGroup
+	done.Add(b.N)
+	for range 8 {
+		go func() {
+			for {
+				l, err := q.Next(ctx, "crm")
+				if err != nil {
+					return
+				}
+				if err := q.Ack(l); err != nil {
+					b.Error(err)
+				}
+				done.Done()
+			}
+		}()
+	}
+	done.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+}

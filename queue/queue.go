@@ -39,28 +39,35 @@ const (
 
 // Badger tuning. The relay must stay within about 150 MB RSS at 10k events/s, so the memory
 // Badger may take is bounded explicitly instead of using its defaults (64 MB memtables x 5,
-// 256 MB block cache):
-//   - memtables: 16 MB x 3. Bodies live in the value log (see valueThreshold), so a memtable
-//     holds only keys, small delivery records and value pointers: 16 MB is tens of thousands of
-//     events, and a third table lets writes continue while two are being flushed.
+// 256 MB block cache, 1 GB value-log files). Measured with TestSoakRSS (10k events/s of 1 KB
+// bodies, enqueued and delivered): 16 MB memtables peaked near 300 MB RSS, 4 MB ones at about
+// 135-150 MB for the whole test process.
+//   - memtables: 4 MB x 3. Bodies live in the value log (see valueThreshold), so a memtable holds
+//     only keys, small delivery records and value pointers (a few thousand events). Badger's
+//     memtable flush and compaction buffers grow with the memtable (about 3x its size), which is
+//     what dominated the heap with larger ones; the third memtable absorbs bursts while two are
+//     being flushed.
 //   - valueThreshold 1 KB: event records (headers + body, typically 1-5 KB) go to the value log,
-//     written once and never rewritten by LSM compaction; delivery records, de-duplication entries
-//     and other small keys stay in the LSM tree, which therefore stays small and cheap to compact.
-//   - value-log files of 64 MB: small enough that GC reclaims space in reasonable steps and
-//     MaxSize is meaningful, large enough to hold a body of several MB.
+//     written once and never rewritten by LSM compaction; delivery records, de-duplication
+//     entries and other small keys stay in the LSM tree, which stays small and cheap to compact.
+//     (Keeping bodies inline up to 64 KB was measured: more compaction, more heap.)
+//   - value-log files of 16 MB: value-log files are memory-mapped, so every written page of a
+//     file counts as resident until GC deletes the file; small files (and GC after every file's
+//     worth of writes, see gcLoop) keep that bounded. A value must fit in one file, so bodies up
+//     to about 15 MB are possible.
 //   - no block compression and no block cache: the LSM tree holds small, short-lived records and
 //     is read through mmap; compressing it would only cost CPU. The index cache is bounded (8 MB)
 //     so a large backlog cannot grow the heap with table indexes and bloom filters.
 //   - 2 compactors and 2 goroutines for streams: this runs on small (2-core) machines.
 //   - no conflict detection: the committer goroutine is the only writer.
 //
-// In-memory mode keeps values inline, so its memtables are larger to fit multi-MB bodies in
-// one transaction (a transaction may use 15% of a memtable).
+// In-memory mode keeps values inline, so its memtables are larger to hold bodies (a value is
+// limited to 1 MB there, and a transaction to 15% of a memtable).
 const (
-	memTableSize      = 16 << 20
+	memTableSize      = 4 << 20
 	numMemtables      = 3
 	valueThreshold    = 1 << 10
-	valueLogFileSize  = 64 << 20
+	valueLogFileSize  = 16 << 20
 	indexCacheSize    = 8 << 20
 	inMemMemTableSize = 64 << 20
 
@@ -69,8 +76,8 @@ const (
 	// txnBudget bounds the entries of one Badger transaction, well under Badger's own limit
 	// (15% of the memtable / node size), so an event's writes are never split across two
 	// transactions by ErrTxnTooBig.
-	txnBudgetEntries = 3000
-	txnBudgetBytes   = 1 << 20
+	txnBudgetEntries = 2000
+	txnBudgetBytes   = 256 << 10
 	// gcDiscardRatio: a value-log file is rewritten when at least half of it is garbage.
 	gcDiscardRatio = 0.5
 )
@@ -91,7 +98,9 @@ type Options struct {
 	// it as soon as its last delivery is acknowledged.
 	Retain time.Duration
 	// GCInterval is the period of Badger's value-log garbage collection, which runs in its own
-	// goroutine. 0 means DefaultGCInterval (1 minute); negative disables it.
+	// goroutine. 0 means DefaultGCInterval (1 minute); negative disables it. Besides the period,
+	// a GC cycle also runs once a value-log file's worth of events (16 MB) has been written
+	// since the last one, so disk and page-cache use stay bounded under load.
 	GCInterval time.Duration
 	// Window is the number of pending deliveries per backend held in memory by the scheduler;
 	// the rest are streamed from Badger in arrival order as room frees up. 0 means DefaultWindow
@@ -177,6 +186,9 @@ type Queue struct {
 	commits atomic.Uint64 // events committed
 	syncs   atomic.Uint64 // fsyncs done by the committer
 	gcRuns  atomic.Uint64 // value-log GC cycles (tests)
+
+	vlogSinceGC atomic.Int64  // bytes of event records written since the last GC cycle
+	gcKick      chan struct{} // runs a GC cycle before the period ends
 }
 
 // Open opens (or creates) the queue and loads the pending deliveries of every backend.
@@ -191,6 +203,7 @@ func Open(o Options) (*Queue, error) {
 		window:  o.Window,
 		ops:     make(chan *op, maxBatchOps),
 		toSync:  make(chan []*op, 64),
+		gcKick:  make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		scheds:  map[string]*sched{},
 	}
@@ -509,6 +522,9 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 		res = EnqueueResult{ID: id}
 		q.commits.Add(1)
 		q.sizeSince.Add(int64(len(val) + 64*(len(backends)+2)))
+		if len(val) >= valueThreshold {
+			q.vlogSinceGC.Add(int64(len(val)))
+		}
 		if q.o.InMemory && len(backends) > 0 {
 			q.inMemLive.Add(int64(len(val)))
 		}
