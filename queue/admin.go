@@ -238,6 +238,10 @@ func (q *Queue) replay(w *writer, o *op, refs []deadRef) error {
 			return err
 		}
 		moved = append(moved, done{d.backend, d.id, &r})
+		s := q.sched(d.backend)
+		s.mu.Lock()
+		s.replaying[d.id] = struct{}{}
+		s.mu.Unlock()
 	}
 	o.after = func() {
 		for _, m := range moved {

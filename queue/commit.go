@@ -18,6 +18,7 @@ type op struct {
 	apply   func(w *writer) error
 	after   func()
 	durable bool
+	id      string // the id of the event an Enqueue stored
 	err     error
 	done    chan struct{}
 }
@@ -227,6 +228,11 @@ func (q *Queue) syncer() {
 					o.after = nil
 				}
 				q.finish(o)
+				if o.id != "" {
+					// Ids are assigned and their hooks run in the same (increasing) order.
+					id := o.id
+					q.notified.Store(&id)
+				}
 			}
 		}
 		clear(pending)

@@ -323,6 +323,12 @@ func testOrderingConcurrent(t *testing.T, open opener) {
 	if len(acked[""]) != len(want[""]) {
 		t.Fatalf("unordered: delivered %d, want %d", len(acked[""]), len(want[""]))
 	}
+	// Nothing delivered twice, nothing left over, no dead letters (a delivery streamed in before
+	// its enqueue hook ran must not come back after it was acknowledged).
+	if got := stats(q, "a"); got != "pending=0 inflight=0 dead=0" {
+		t.Fatalf("stats at the end: %s", got)
+	}
+	noNext(t, q, "a")
 }
 
 // testReplayPosition: a replayed dead letter goes before later deliveries of its key that have

@@ -187,6 +187,10 @@ type Queue struct {
 	syncs   atomic.Uint64 // fsyncs done by the committer
 	gcRuns  atomic.Uint64 // value-log GC cycles (tests)
 
+	// notified is the highest event id whose new deliveries have been handed to the schedulers.
+	// A delivery with a higher id is committed but its Enqueue hook has not run yet.
+	notified atomic.Pointer[string]
+
 	vlogSinceGC atomic.Int64  // bytes of event records written since the last GC cycle
 	gcKick      chan struct{} // runs a GC cycle before the period ends
 }
@@ -250,6 +254,8 @@ func Open(o Options) (*Queue, error) {
 		db.Close()
 		return nil, err
 	}
+	wm := q.formatID(q.seq)
+	q.notified.Store(&wm)
 	if err := q.loadCounts(); err != nil {
 		db.Close()
 		return nil, err
@@ -434,8 +440,12 @@ func (q *Queue) nextID(now time.Time) string {
 	}
 	q.seq = s
 	q.seqDirty = true
+	return q.formatID(s)
+}
+
+func (q *Queue) formatID(seq uint64) string {
 	var b [32]byte
-	hex.Encode(b[:16], binary.BigEndian.AppendUint64(nil, s))
+	hex.Encode(b[:16], binary.BigEndian.AppendUint64(nil, seq))
 	copy(b[16:], q.instance)
 	return string(b[:])
 }
@@ -520,6 +530,7 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 			}
 		}
 		res = EnqueueResult{ID: id}
+		o.id = id
 		q.commits.Add(1)
 		q.sizeSince.Add(int64(len(val) + 64*(len(backends)+2)))
 		if len(val) >= valueThreshold {

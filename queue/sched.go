@@ -19,8 +19,9 @@ type item struct {
 	due      time.Time
 	ks       *keyState // nil when unordered
 	leased   bool
-	readyIdx int // index in sched.ready, -1 when not in it
-	idIdx    int // index in sched.byID
+	early    bool // streamed in by refill before its Enqueue or Replay hook ran
+	readyIdx int  // index in sched.ready, -1 when not in it
+	idIdx    int  // index in sched.byID
 }
 
 // started reports whether the delivery has recorded attempts: it then holds its order key.
@@ -74,6 +75,12 @@ type sched struct {
 	bound    string
 	changed  chan struct{}
 
+	// replaying holds ids of replays committed whose hook has not run yet; earlyDone holds ids
+	// of early items completed (acknowledged or dead) before their hook ran, so the hook does
+	// not bring them back.
+	replaying map[string]struct{}
+	earlyDone map[string]struct{}
+
 	pending int // every pending delivery of the backend (window + disk), leased included
 	leased  int
 	dead    int
@@ -81,7 +88,8 @@ type sched struct {
 
 func newSched(q *Queue, name string) *sched {
 	return &sched{q: q, name: name, items: map[string]*item{}, keys: map[string]*keyState{},
-		changed: make(chan struct{}), complete: true}
+		changed: make(chan struct{}), complete: true,
+		replaying: map[string]struct{}{}, earlyDone: map[string]struct{}{}}
 }
 
 // broadcast wakes every Next waiting on this backend. Callers hold mu.
@@ -149,6 +157,14 @@ func (s *sched) remove(it *item) {
 	s.updateKey(ks)
 }
 
+// removeDone removes a delivery that was acknowledged or dead-lettered. Callers hold mu.
+func (s *sched) removeDone(it *item) {
+	s.remove(it)
+	if it.early {
+		s.earlyDone[it.id] = struct{}{}
+	}
+}
+
 // updateKey makes the ready heap hold exactly the key's eligible delivery. Callers hold mu.
 func (s *sched) updateKey(ks *keyState) {
 	e := ks.eligible()
@@ -213,8 +229,13 @@ func (s *sched) enqueued(id string, rec *record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending++
-	if _, ok := s.items[id]; ok {
-		return // already streamed in by refill
+	if it, ok := s.items[id]; ok {
+		it.early = false // already streamed in by refill
+		return
+	}
+	if _, ok := s.earlyDone[id]; ok {
+		delete(s.earlyDone, id) // streamed in, delivered and gone already
+		return
 	}
 	if !s.complete {
 		if id >= s.bound {
@@ -234,7 +255,13 @@ func (s *sched) replayed(id string, rec *record) {
 	defer s.mu.Unlock()
 	s.dead--
 	s.pending++
-	if _, ok := s.items[id]; ok {
+	delete(s.replaying, id)
+	if it, ok := s.items[id]; ok {
+		it.early = false
+		return
+	}
+	if _, ok := s.earlyDone[id]; ok {
+		delete(s.earlyDone, id)
 		return
 	}
 	if !s.complete && id >= s.bound {
@@ -294,6 +321,7 @@ func (s *sched) refill() error {
 		return nil
 	}
 	prefix := backendPrefix(prefixPending, s.name)
+	notified := *s.q.notified.Load()
 	loaded := 0
 	err := s.q.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
@@ -316,7 +344,9 @@ func (s *sched) refill() error {
 			if err != nil {
 				return err
 			}
-			s.add(id, rec)
+			it := s.add(id, rec)
+			_, replaying := s.replaying[id]
+			it.early = id > notified || replaying
 			loaded++
 		}
 		s.complete, s.bound = true, ""
@@ -489,7 +519,7 @@ func (q *Queue) Ack(l *Lease) error {
 		o.after = func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			s.remove(it)
+			s.removeDone(it)
 			s.leased--
 			s.pending--
 			s.broadcast()
@@ -551,7 +581,7 @@ func (q *Queue) Dead(l *Lease, lastErr string) error {
 		o.after = func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			s.remove(it)
+			s.removeDone(it)
 			s.leased--
 			s.pending--
 			s.dead++
