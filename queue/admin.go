@@ -125,7 +125,8 @@ func (q *Queue) Get(eventID string) (*Event, []DeadLetter, error) {
 }
 
 func wrapErr(what string, err error) error {
-	if errors.Is(err, ErrClosed) || errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrFull) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return fmt.Errorf("queue: %s: %w", what, err)

@@ -547,7 +547,7 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 		return nil
 	}
 	if err := q.submit(ctx, o); err != nil {
-		return EnqueueResult{}, err
+		return EnqueueResult{}, wrapErr("enqueue", err)
 	}
 	if !res.Duplicate {
 		ev.ID = res.ID

@@ -490,7 +490,10 @@ func (q *Queue) finishLease(l *Lease, o *op) error {
 		l.s.unlease(l.it, q.clock.Now())
 		l.s.mu.Unlock()
 	}
-	return err
+	if err != nil {
+		return wrapErr("complete delivery of "+l.it.id+" to "+l.s.name, err)
+	}
+	return nil
 }
 
 func (q *Queue) takeLease(l *Lease) error {
