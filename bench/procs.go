@@ -153,15 +153,27 @@ func (e *env) profileFor(d time.Duration) time.Duration {
 	return d
 }
 
-// freePort returns a loopback address nobody listens on right now.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freePorts returns n distinct loopback addresses nobody listens on right
+// now: all are held open until the last is chosen, so the kernel cannot
+// hand out the same port twice (a "down" backend that turns out to be the
+// relay's own listener would measure something else entirely).
+func freePorts(n int) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
+	return out, nil
 }
 
 // proc is a server process under test.
@@ -186,10 +198,11 @@ func (e *env) finish(p *proc) {
 
 // startBaseline re-executes this binary as the baseline server.
 func (e *env) startBaseline() (*proc, error) {
-	addr, err := freePort()
+	ports, err := freePorts(1)
 	if err != nil {
 		return nil, err
 	}
+	addr := ports[0]
 	e.runs++
 	logPath := filepath.Join(e.dir, fmt.Sprintf("baseline-%d.log", e.runs))
 	lf, err := os.Create(logPath)
@@ -213,7 +226,7 @@ func (e *env) startBaseline() (*proc, error) {
 
 // relaySpec is what varies between relay runs.
 type relaySpec struct {
-	backendURL  string
+	backendURL  string // "" means a closed local port
 	concurrency int
 	logLevel    string
 	profileFor  time.Duration // with -cpuprofile: profile this long, from a second after start
@@ -222,13 +235,15 @@ type relaySpec struct {
 // startRelay writes a configuration with a fresh data_dir and starts the
 // relay binary on it.
 func (e *env) startRelay(rs relaySpec) (*proc, error) {
-	addr, err := freePort()
+	// The listener, the admin listener and, when the backend is to be
+	// down, a closed port for it: three distinct ports.
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freePort()
-	if err != nil {
-		return nil, err
+	addr, admin := ports[0], ports[1]
+	if rs.backendURL == "" {
+		rs.backendURL = "http://" + ports[2] + "/events"
 	}
 	e.runs++
 	dir := filepath.Join(e.dir, fmt.Sprintf("relay-%d", e.runs))
