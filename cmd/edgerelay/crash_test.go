@@ -65,16 +65,20 @@ func relayBin(t *testing.T) string {
 	return b.path
 }
 
-// freeAddr returns a loopback address that nobody listens on right now.
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct loopback addresses that nobody listens on
+// right now (all are held until the last is chosen, so none repeats).
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return out
 }
 
 const crashSecret = "crash-test-meta-secret"
@@ -326,7 +330,8 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 	t.Cleanup(backend.Close)
 
 	dir := t.TempDir()
-	listen, admin := freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 2)
+	listen, admin := addrs[0], addrs[1]
 	cfg := filepath.Join(dir, "edgerelay.hcl")
 	writeFile(t, cfg, fmt.Sprintf(`data_dir = %q
 
