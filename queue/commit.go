@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -147,6 +148,9 @@ func (q *Queue) committer() {
 			return
 		}
 		batch = append(batch[:0], first)
+		// Let the callers the syncer has just woken queue their next requests, so they join
+		// this batch instead of waiting for the next one.
+		runtime.Gosched()
 	drain:
 		for len(batch) < maxBatchOps {
 			select {
