@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -99,6 +100,23 @@ func TestSoakRSS(t *testing.T) {
 			f := strings.Fields(line)
 			hwm, _ = strconv.ParseInt(f[1], 10, 64)
 		}
+	}
+	if smaps, err := os.ReadFile("/proc/self/smaps"); err == nil {
+		byKind := map[string]int64{}
+		kind := ""
+		for _, line := range strings.Split(string(smaps), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 5 && strings.Contains(f[0], "-") {
+				kind = "anon"
+				if len(f) >= 6 {
+					kind = filepath.Ext(f[5])
+				}
+			} else if len(f) >= 2 && f[0] == "Rss:" {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				byKind[kind] += n
+			}
+		}
+		t.Logf("resident by mapping (kB): %v", byKind)
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
