@@ -40,7 +40,7 @@ func (r *relayRun) perSync() float64 {
 // ingest alternates baseline and relay runs and compares them.
 func (e *env) ingest() (bool, error) {
 	o := e.o
-	e.printf("== ingest: %d connections, 1 KB Meta callbacks signed with X-Hub-Signature-256, %s per run (after %s warm-up), %d round(s)", o.conns, o.duration, o.warmup, o.rounds)
+	e.printf("== ingest: %d connections (%s client), 1 KB Meta callbacks signed with X-Hub-Signature-256, %s per run (after %s warm-up), %d round(s)", o.conns, o.client, o.duration, o.warmup, o.rounds)
 	var sinkURL string
 	if o.backend == "down" {
 		e.printf("relay backend: down (a closed local port, distinct from the relay's own): the relay makes every event durable and keeps it on disk, so this is the durable ingest rate alone")
@@ -156,7 +156,7 @@ func (e *env) loadBaseline() (*result, error) {
 	}
 	defer p.stop()
 	c0 := p.cpuSnap()
-	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
+	res := closedLoop(e.o.client, p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
 	res.cpu = usage(c0, p.cpuSnap())
 	e.printTimeline("baseline", res)
 	return res, nil
@@ -181,7 +181,7 @@ func (e *env) loadRelay(sinkURL, level string, profileFor time.Duration) (*relay
 	}
 	stopWatch := p.watchMemory()
 	c0 := p.cpuSnap()
-	res := closedLoop(p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
+	res := closedLoop(e.o.client, p.addr, e.o.conns, e.o.warmup, e.o.duration, &e.seqs, e.ts, e.o.senders, e.o.timeline)
 	res.cpu = usage(c0, p.cpuSnap())
 	peak := stopWatch()
 	after, err := e.metrics(p)

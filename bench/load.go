@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +18,21 @@ import (
 // channelPath is the path of the bench's Meta channel (and of the baseline).
 const channelPath = "/hooks/meta/bench"
 
+// poster posts signed bodies over one keep-alive connection.
+type poster interface {
+	post(body, sig []byte) (int, error)
+	close()
+}
+
+// newPoster returns a worker's connection: "raw" writes requests by hand,
+// "http" uses net/http's client.
+func newPoster(kind, addr string, dials *atomic.Int64) poster {
+	if kind == "http" {
+		return newHTTPConn(addr, dials)
+	}
+	return &conn{addr: addr, dials: dials}
+}
+
 // conn is one keep-alive HTTP/1.1 connection of a worker. Requests are
 // written by hand and answers read with http.ReadResponse: the load
 // generator shares the CPU with the server under test and must cost as
@@ -27,6 +44,47 @@ type conn struct {
 	req   []byte
 	dials *atomic.Int64
 }
+
+// httpConn is a worker's net/http client, limited to one connection.
+type httpConn struct {
+	url    string
+	tr     *http.Transport
+	client *http.Client
+}
+
+func newHTTPConn(addr string, dials *atomic.Int64) *httpConn {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		DisableCompression:  true,
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, a)
+		},
+	}
+	return &httpConn{url: "http://" + addr + channelPath, tr: tr, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+func (h *httpConn) post(body, sig []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, h.url, bytes.NewReader(bytes.Clone(body)))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("User-Agent", "edgerelay-bench")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Hub-Signature-256", string(sig))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (h *httpConn) close() { h.tr.CloseIdleConnections() }
 
 func (c *conn) close() {
 	if c.c != nil {
@@ -182,7 +240,7 @@ func (s *seqSource) take() uint64 { return s.next.Add(1) }
 
 // closedLoop runs conns workers against addr, each posting as fast as its
 // answers come, for warmup (not measured) and then d.
-func closedLoop(addr string, conns int, warmup, d time.Duration, seqs *seqSource, ts int64, senders int, withTimeline bool) *result {
+func closedLoop(client, addr string, conns int, warmup, d time.Duration, seqs *seqSource, ts int64, senders int, withTimeline bool) *result {
 	var dials atomic.Int64
 	var measuring, stop atomic.Bool
 	stats := make([]*workerStats, conns)
@@ -195,7 +253,7 @@ func closedLoop(addr string, conns int, warmup, d time.Duration, seqs *seqSource
 		go func(ws *workerStats) {
 			defer wg.Done()
 			p := newPayload(ts, senders, benchSecret)
-			c := &conn{addr: addr, dials: &dials}
+			c := newPoster(client, addr, &dials)
 			defer c.close()
 			readyDone := false
 			for !stop.Load() {

@@ -13,8 +13,11 @@
 // with the hidden flag -serve-baseline) and (b) the relay binary (built from
 // ./cmd/edgerelay into a temporary directory, or -bin PATH). Every run
 // starts its server afresh; the relay gets an empty data_dir. The load is
-// closed-loop: -conns workers, each with its own keep-alive TCP connection,
-// post a 1 KB Meta WhatsApp message (a unique message id per request, so
+// closed-loop: -conns workers, each with its own keep-alive TCP connection
+// (-client http, the default: a net/http client limited to one connection;
+// -client raw: requests written by hand, which leaves more CPU to the
+// servers and so raises the baseline more than the relay), post a 1 KB
+// Meta WhatsApp message (a unique message id per request, so
 // de-duplication never turns a request into a no-op) signed with
 // X-Hub-Signature-256, after a -warmup that is not measured, and time each
 // answer from the first byte written to the last byte read. By default
@@ -91,6 +94,7 @@ type options struct {
 	cpuprofile string
 	keep       bool
 	timeline   bool
+	client     string
 
 	serveBaseline string
 	secret        string
@@ -116,6 +120,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.concurrent, "backend-concurrency", 32, "passthrough: the relay backend's concurrency")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 also when a figure misses its target")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the first loaded relay run to this file")
+	fs.StringVar(&o.client, "client", "http", "load generator: http (net/http, one connection per worker) or raw (hand-written HTTP/1.1, cheaper)")
 	fs.BoolVar(&o.timeline, "timeline", false, "ingest: print every run's rate and latency per 250ms window (stalls show up there)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, relay logs)")
 	fs.StringVar(&o.serveBaseline, "serve-baseline", "", "internal: serve the baseline on this address")
@@ -132,6 +137,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.conns < 1 || o.rounds < 1 || o.rate < 1 || o.senders < 1 || o.concurrent < 1 {
 		fmt.Fprintln(stderr, "bench: -conns, -rounds, -rate, -senders and -backend-concurrency must be positive")
+		return 2
+	}
+	if o.client != "http" && o.client != "raw" {
+		fmt.Fprintln(stderr, "bench: -client must be http or raw")
 		return 2
 	}
 	if o.backend != "down" && o.backend != "live" {

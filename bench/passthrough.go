@@ -95,7 +95,7 @@ func (e *env) passthrough() (bool, error) {
 	}
 	defer sk.close()
 	sk.expect(base, e.ts, o.senders)
-	e.printf("== passthrough: %d events/s offered open-loop over %d connections for %s; live backend %s (answers 200 at once); backend concurrency %d; %d senders", o.rate, o.conns, o.ptDuration, sk.url, o.concurrent, o.senders)
+	e.printf("== passthrough: %d events/s offered open-loop over %d connections (%s client) for %s; live backend %s (answers 200 at once); backend concurrency %d; %d senders", o.rate, o.conns, o.client, o.ptDuration, sk.url, o.concurrent, o.senders)
 	profileFor := e.profileFor(max(time.Second, o.ptDuration-2*time.Second))
 	p, err := e.startRelay(relaySpec{backendURL: sk.url, concurrency: o.concurrent, logLevel: o.logLevel, profileFor: profileFor})
 	if err != nil {
@@ -105,7 +105,7 @@ func (e *env) passthrough() (bool, error) {
 
 	acked := make([]atomic.Bool, n)
 	c0 := p.cpuSnap()
-	load := newOpenLoop(p.addr, o.conns, o.rate, o.ptDuration, base, n, e.ts, o.senders, func(i int) { acked[i].Store(true) })
+	load := newOpenLoop(o.client, p.addr, o.conns, o.rate, o.ptDuration, base, n, e.ts, o.senders, func(i int) { acked[i].Store(true) })
 
 	countAcked := func() (acks, missing int) {
 		for i := range acked {
@@ -263,7 +263,7 @@ type openLoop struct {
 	end    time.Time
 }
 
-func newOpenLoop(addr string, conns, rate int, d time.Duration, base uint64, n int, ts int64, senders int, onAck func(int)) *openLoop {
+func newOpenLoop(client, addr string, conns, rate int, d time.Duration, base uint64, n int, ts int64, senders int, onAck func(int)) *openLoop {
 	l := &openLoop{done: make(chan struct{})}
 	tokens := make(chan time.Time, rate)
 	var next atomic.Int64
@@ -276,7 +276,7 @@ func newOpenLoop(addr string, conns, rate int, d time.Duration, base uint64, n i
 		go func() {
 			defer wg.Done()
 			p := newPayload(ts, senders, benchSecret)
-			c := &conn{addr: addr, dials: &l.dials}
+			c := newPoster(client, addr, &l.dials)
 			defer c.close()
 			for due := range tokens {
 				idx := int(next.Add(1) - 1)
