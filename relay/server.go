@@ -209,7 +209,7 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 	if lc.TLS != nil {
 		sc := lc.TLS.Server
 		sc.Address = ln.Addr().String() // the bound port, when the file says 0
-		sc.Logger = s.log // the tls package adds the listener name
+		sc.Logger = s.log               // the tls package adds the listener name
 		sc.OnEvent = func(kind, name string, err error) { s.metrics.certEvent(lc.Name, kind, name, err) }
 		ts, err := relaytls.NewServer(sc)
 		if err != nil {
