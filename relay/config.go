@@ -602,6 +602,12 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 				ok = false
 			}
 		}
+		// Several instances share certificates (and solve each challenge
+		// once) by pointing storage at one directory; certmagic's file
+		// storage locks inside it.
+		if a.Storage != nil {
+			sc.StorageDir = resolvePath(v.dir, *a.Storage)
+		}
 		// The ACME client must know the relay answers HTTP-01 on its own
 		// plain listener, or it would try to bind port 80 itself.
 		ac.HTTPChallengeAddr = str(t.HTTPChallengeAddress, "")

@@ -87,6 +87,7 @@ type acmeBlock struct {
 	CARootsRange    hcl.Range `hcl:"ca_roots,attr_range"`
 	Challenges      []string  `hcl:"challenges,optional"`
 	ChallengesRange hcl.Range `hcl:"challenges,attr_range"`
+	Storage         *string   `hcl:"storage,optional"`
 }
 
 type adminBlock struct {
