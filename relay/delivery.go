@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -225,8 +226,8 @@ func (d *deliverer) attempt(rt *backendRuntime, l *queue.Lease, done func(error)
 	res, status, retryAfter, errText := d.send(rt, l)
 	elapsed := time.Since(start)
 	d.s.metrics.deliveryDuration.WithLabelValues(d.name).Observe(elapsed.Seconds())
-	log := d.s.log.With("backend", d.name, "event_id", ev.ID, "channel", ev.Channel, "attempt", l.Attempt,
-		"status", status, "duration_ms", float64(elapsed.Microseconds())/1000)
+	log := attemptLog{d.s.log, []any{"backend", d.name, "event_id", ev.ID, "channel", ev.Channel, "attempt", l.Attempt,
+		"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000}}
 
 	switch res {
 	case delivered:
@@ -272,6 +273,23 @@ func (d *deliverer) attempt(rt *backendRuntime, l *queue.Lease, done func(error)
 			return
 		}
 		log.Warn("delivery failed, will retry", "err", errText, "retry_in_ms", time.Until(at).Milliseconds())
+	}
+}
+
+// attemptLog writes one delivery attempt's line; the logger is not derived
+// per attempt, and nothing is formatted when the level is off.
+type attemptLog struct {
+	l     *slog.Logger
+	attrs []any
+}
+
+func (a attemptLog) Info(msg string, args ...any)  { a.log(slog.LevelInfo, msg, args) }
+func (a attemptLog) Warn(msg string, args ...any)  { a.log(slog.LevelWarn, msg, args) }
+func (a attemptLog) Error(msg string, args ...any) { a.log(slog.LevelError, msg, args) }
+
+func (a attemptLog) log(level slog.Level, msg string, args []any) {
+	if a.l.Enabled(context.Background(), level) {
+		a.l.Log(context.Background(), level, msg, append(a.attrs, args...)...)
 	}
 }
 

@@ -181,18 +181,23 @@ func (c *Config) listener(name string) *ListenerConfig {
 }
 
 // readBody reads the whole body once, bounded by max (a body of exactly
-// max bytes is accepted; chunked bodies are bounded too).
+// max bytes is accepted; chunked bodies are bounded too). With a declared
+// length it reads into a buffer of exactly that size.
 func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, &http.MaxBytesError{Limit: max}
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	} else {
-		buf.Grow(4096)
+	body := http.MaxBytesReader(w, r.Body, max)
+	if r.ContentLength >= 0 {
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, max))
+	var buf bytes.Buffer
+	buf.Grow(4096)
+	_, err := buf.ReadFrom(body)
 	return buf.Bytes(), err
 }
 
