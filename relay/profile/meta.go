@@ -22,21 +22,27 @@ type metaChange struct {
 }
 
 type metaValue struct {
-	Metadata struct {
-		DisplayPhoneNumber text `json:"display_phone_number"`
-		PhoneNumberID      text `json:"phone_number_id"`
-	} `json:"metadata"`
-	Messages []struct {
-		ID         text `json:"id"`
-		From       text `json:"from"`
-		FromUserID text `json:"from_user_id"`
-	} `json:"messages"`
-	Statuses []struct {
-		ID              text `json:"id"`
-		Status          text `json:"status"`
-		RecipientID     text `json:"recipient_id"`
-		RecipientUserID text `json:"recipient_user_id"`
-	} `json:"statuses"`
+	Metadata metaMetadata  `json:"metadata"`
+	Messages []metaMessage `json:"messages"`
+	Statuses []metaStatus  `json:"statuses"`
+}
+
+type metaMetadata struct {
+	DisplayPhoneNumber text `json:"display_phone_number"`
+	PhoneNumberID      text `json:"phone_number_id"`
+}
+
+type metaMessage struct {
+	ID         text `json:"id"`
+	From       text `json:"from"`
+	FromUserID text `json:"from_user_id"`
+}
+
+type metaStatus struct {
+	ID              text `json:"id"`
+	Status          text `json:"status"`
+	RecipientID     text `json:"recipient_id"`
+	RecipientUserID text `json:"recipient_user_id"`
 }
 
 // metaObject is the "object" of a WhatsApp Business Account webhook.
@@ -49,9 +55,12 @@ const metaObject = "whatsapp_business_account"
 // ",". Order key: the first item's from (messages) or recipient_id (statuses), falling back to
 // from_user_id / recipient_user_id (business-scoped user ids). Fields: phone_number_id and
 // display_phone_number (value.metadata) and waba_id (entry[].id) of the first change.
+//
+// The body is read by scanMeta, which gives exactly what encoding/json would decode into
+// metaPayload, in one pass and without reflection.
 func extractMeta(r *Request, _ Options) Result {
 	var p metaPayload
-	if !decodeJSON(r.Body, &p) || p.Object != metaObject {
+	if !scanMeta(r.Body, &p) || p.Object != metaObject {
 		return Result{Kind: KindUnknown}
 	}
 	return p.result()
