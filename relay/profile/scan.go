@@ -2,6 +2,7 @@ package profile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 	"unicode"
 	"unicode/utf16"
@@ -59,14 +60,14 @@ func (s *scanner) peek() byte {
 
 // space skips JSON white space.
 func (s *scanner) space() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\r', '\n':
-			s.pos++
-		default:
-			return
+	d, i := s.data, s.pos
+	for i < len(d) {
+		if c := d[i]; c > ' ' || c != ' ' && c != '\n' && c != '\t' && c != '\r' {
+			break
 		}
+		i++
 	}
+	s.pos = i
 }
 
 // open consumes the '{' or '[' at pos and enters one nesting level.
@@ -143,6 +144,14 @@ func (s *scanner) str() (raw []byte, esc, high, ok bool) {
 	d := s.data
 	start := s.pos + 1
 	for i := start; i < len(d); {
+		// Eight plain bytes at a time: none of them a quote, a backslash, a control character
+		// or outside ASCII.
+		for i+8 <= len(d) && !special8(binary.LittleEndian.Uint64(d[i:])) {
+			i += 8
+		}
+		if i >= len(d) {
+			break
+		}
 		c := d[i]
 		switch {
 		case c == '"':
@@ -174,6 +183,20 @@ func (s *scanner) str() (raw []byte, esc, high, ok bool) {
 		}
 	}
 	return nil, false, false, false
+}
+
+// special8 reports whether any of the eight bytes in w is '"', '\\', below 0x20 or above 0x7f.
+func special8(w uint64) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	quote := w ^ (ones * '"')
+	backslash := w ^ (ones * '\\')
+	zeroQuote := (quote - ones) &^ quote
+	zeroBackslash := (backslash - ones) &^ backslash
+	control := (w - ones*0x20) &^ w
+	return (zeroQuote|zeroBackslash|control|w)&highs != 0
 }
 
 // hex4 returns the value of four hexadecimal digits, or -1.

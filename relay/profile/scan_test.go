@@ -2,9 +2,11 @@ package profile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"strings"
@@ -222,5 +224,41 @@ func BenchmarkMetaDecode(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestSpecial8 checks the eight-bytes-at-a-time test of the string scanner against a byte by
+// byte one: every byte value at every position, and random words.
+func TestSpecial8(t *testing.T) {
+	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c > 0x7f }
+	check := func(b []byte) {
+		t.Helper()
+		want := false
+		for _, c := range b {
+			want = want || special(c)
+		}
+		if got := special8(binary.LittleEndian.Uint64(b)); got != want {
+			t.Fatalf("special8(%q) = %v, want %v", b, got, want)
+		}
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			for _, fill := range []byte{'a', ' ', '!', '#', '[', ']', '~', 0x7f} {
+				b := bytes.Repeat([]byte{fill}, 8)
+				b[pos] = byte(c)
+				check(b)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, 8)
+	for range 200000 {
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+			if rng.IntN(4) > 0 {
+				b[i] = byte(0x20 + rng.IntN(0x60)) // mostly printable ASCII
+			}
+		}
+		check(b)
 	}
 }
