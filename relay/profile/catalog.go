@@ -6,9 +6,10 @@ import (
 )
 
 // fixtures holds the providers' published sample payloads; the samples for simulate are read from
-// it, and the tests classify every file in it. embed.FS is read-only.
+// it, and the tests classify every file in it. embed.FS is read-only. The fuzz corpus under
+// testdata/fuzz is not a fixture and stays out.
 //
-//go:embed testdata
+//go:embed testdata/README.md testdata/*/*.json testdata/*/*.form
 var fixtures embed.FS
 
 // Provider names.
