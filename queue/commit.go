@@ -211,17 +211,35 @@ func (q *Queue) syncer() {
 			return
 		}
 		pending = append(pending[:0], b)
+		n := len(b)
+		// Linger: under load, waiting a moment lets more commits share the
+		// sync, whose cost is mostly fixed (two msyncs over whole mappings).
+		// A lone commit waits at most syncLinger; a full batch not at all.
+		linger := time.NewTimer(syncLinger)
 	drain:
-		for {
+		for n < syncEnough {
 			select {
 			case b, ok := <-q.toSync:
 				if !ok {
 					break drain
 				}
 				pending = append(pending, b)
-			default:
+				n += len(b)
+			case <-linger.C:
 				break drain
 			}
+		}
+		linger.Stop()
+		for {
+			select {
+			case b, ok := <-q.toSync:
+				if ok {
+					pending = append(pending, b)
+					continue
+				}
+			default:
+			}
+			break
 		}
 		err := q.db.Sync()
 		q.syncs.Add(1)

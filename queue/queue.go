@@ -73,6 +73,10 @@ const (
 
 	// maxBatchOps bounds how many requests the committer takes into one batch.
 	maxBatchOps = 4096
+	// syncLinger is the longest a durable commit waits for others to share
+	// its fsync; syncEnough commits waiting end the wait at once.
+	syncLinger = 500 * time.Microsecond
+	syncEnough = 48
 	// txnBudget bounds the entries of one Badger transaction, well under Badger's own limit
 	// (15% of the memtable / node size), so an event's writes are never split across two
 	// transactions by ErrTxnTooBig.
