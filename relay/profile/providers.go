@@ -216,11 +216,19 @@ type gupshupPayload struct {
 // payload.source or payload.sender.phone (messages), payload.destination (message-events),
 // payload.phone (user-events). Fields: app, source.
 // v3 (Meta's format with gs_app_id): the Meta rules, with app = gs_app_id.
+//
+// The body is read by scanGupshup, which gives exactly what encoding/json would decode into
+// gupshupPayload.
 func extractGupshup(r *Request, _ Options) Result {
 	var p gupshupPayload
-	if !decodeJSON(r.Body, &p) {
+	if !scanGupshup(r.Body, &p) {
 		return Result{Kind: KindUnknown}
 	}
+	return p.classify()
+}
+
+// classify classifies a decoded Gupshup callback.
+func (p *gupshupPayload) classify() Result {
 	if p.Object == metaObject {
 		res := p.result()
 		if p.GSAppID != "" {

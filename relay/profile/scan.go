@@ -23,11 +23,22 @@ import (
 //     type (a string where a list is expected, ...) is skipped and leaves the field as it was;
 //   - scalars read as [text.UnmarshalJSON] reads them.
 func scanMeta(body []byte, p *metaPayload) bool {
+	return scanDocument(body, func(s *scanner) bool { return s.payload(p) })
+}
+
+// scanGupshup is scanMeta for a Gupshup callback: Meta's fields (the v3 format) and the v2
+// format's beside them, as encoding/json decodes gupshupPayload.
+func scanGupshup(body []byte, p *gupshupPayload) bool {
+	return scanDocument(body, func(s *scanner) bool { return s.gupshup(p) })
+}
+
+// scanDocument validates body as one JSON value and reads it with top if it is an object.
+func scanDocument(body []byte, top func(s *scanner) bool) bool {
 	s := scanner{data: body}
 	s.space()
 	ok := false
 	if s.peek() == '{' {
-		ok = s.payload(p)
+		ok = top(&s)
 	} else {
 		ok = s.skip()
 	}
@@ -617,6 +628,48 @@ func (s *scanner) status(st *metaStatus) bool {
 			return s.text(&st.RecipientID)
 		case keyIs(key, "recipient_user_id"):
 			return s.text(&st.RecipientUserID)
+		}
+		return s.skip()
+	})
+}
+
+func (s *scanner) gupshup(p *gupshupPayload) bool {
+	pl := &p.Payload
+	return s.object(func(s *scanner, key []byte) bool {
+		switch {
+		case keyIs(key, "object"):
+			return s.text(&p.Object)
+		case keyIs(key, "gs_app_id"):
+			return s.text(&p.GSAppID)
+		case keyIs(key, "entry"):
+			return list(s, &p.Entry, (*scanner).entry)
+		case keyIs(key, "app"):
+			return s.text(&p.App)
+		case keyIs(key, "type"):
+			return s.text(&p.Type)
+		case keyIs(key, "payload"):
+			return s.object(func(s *scanner, key []byte) bool {
+				switch {
+				case keyIs(key, "id"):
+					return s.text(&pl.ID)
+				case keyIs(key, "type"):
+					return s.text(&pl.Type)
+				case keyIs(key, "source"):
+					return s.text(&pl.Source)
+				case keyIs(key, "destination"):
+					return s.text(&pl.Destination)
+				case keyIs(key, "phone"):
+					return s.text(&pl.Phone)
+				case keyIs(key, "sender"):
+					return s.object(func(s *scanner, key []byte) bool {
+						if keyIs(key, "phone") {
+							return s.text(&pl.Sender.Phone)
+						}
+						return s.skip()
+					})
+				}
+				return s.skip()
+			})
 		}
 		return s.skip()
 	})

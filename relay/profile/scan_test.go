@@ -33,6 +33,15 @@ func decodeJSONReference(body []byte, v any) bool {
 	return errors.As(err, &te)
 }
 
+// extractGupshupReference is extractGupshup as it was written on encoding/json.
+func extractGupshupReference(r *Request, _ Options) Result {
+	var p gupshupPayload
+	if !decodeJSONReference(r.Body, &p) {
+		return Result{Kind: KindUnknown}
+	}
+	return p.classify()
+}
+
 // metaSeeds returns every fixture under testdata plus hand-written bodies aimed at the corners of
 // encoding/json's behaviour: key folding, repeated keys, null, type mismatches, slice reuse,
 // escapes, invalid UTF-8 and malformed documents.
@@ -92,29 +101,47 @@ func metaSeeds(tb testing.TB) [][]byte {
 		`{"a":"\x"}`, `{"a":"\u12"}`, `{"a":"\u12g4"}`, "{\"a\":\"\x01\"}", `{"a":"abc`, `{"a":"\`, "\xef\xbb\xbf{}",
 		"{\"a\":1}\x00", "{\"a\":1}\n\t\r ", `{"a":[1 2]}`, `{"a":{"b":1 "c":2}}`, `{"a":1}}`, `{"a":[}`,
 		`{"a":1e5,"b":-0.0E-0,"c":[true,false,null]}`,
+		// Gupshup: v3 with its app id, v2 with case-folded, repeated, null and mistyped members.
+		`{"gs_app_id":"g","GS_APP_ID":"h",` + o + `,"entry":[{"changes":[{"value":{"statuses":[{"id":"s","status":"sent"}]}}]}]}`,
+		`{"app":"a","type":"message","payload":{"id":"p","source":"9","sender":{"phone":"8"},"sender":{"name":"n"}}}`,
+		`{"APP":"a","Type":"message-event","payload":{"ID":"p","TYPE":"read","deſtination":"7","type":null},"payload":{"source":"6"}}`,
+		`{"app":"a","type":"user-event","payload":{"phone":"5","sender":"x"},"payload":null,"payload":[1]}`,
+		`{"app":"a","type":"message","payload":{"id":1,"source":true,"sender":{"phone":-2.5}}}`,
+		`{"app":"a","type":"message","payload":"x","app":null}`,
 	} {
 		seeds = append(seeds, []byte(s))
 	}
 	return seeds
 }
 
-// checkSameAsReference fails the test if extractMeta and the reference disagree on body.
+// checkSameAsReference fails the test if extractMeta or extractGupshup disagrees with its
+// encoding/json reference on body.
 func checkSameAsReference(t *testing.T, body []byte) {
 	t.Helper()
 	orig := bytes.Clone(body)
 	r := &Request{Method: http.MethodPost, ContentType: ctJSON, Body: body}
-	got := extractMeta(r, Options{})
-	want := extractMetaReference(r, Options{})
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("body %q:\n got %+v\nwant %+v", body, got, want)
+	for _, pair := range []struct {
+		name      string
+		extract   func(*Request, Options) Result
+		reference func(*Request, Options) Result
+	}{
+		{nameMeta, extractMeta, extractMetaReference},
+		{nameGupshup, extractGupshup, extractGupshupReference},
+	} {
+		got := pair.extract(r, Options{})
+		want := pair.reference(r, Options{})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s, body %q:\n got %+v\nwant %+v", pair.name, body, got, want)
+		}
 	}
 	if !bytes.Equal(body, orig) {
 		t.Fatalf("body %q modified", orig)
 	}
 }
 
-// FuzzMetaDifferential checks that the single-pass Meta reader gives exactly the result of the
-// encoding/json reference for any body.
+// FuzzMetaDifferential checks that the single-pass readers of Meta's format (the meta profile and
+// Gupshup, whose v3 callbacks are Meta's) give exactly the result of the encoding/json reference
+// for any body.
 func FuzzMetaDifferential(f *testing.F) {
 	for _, s := range metaSeeds(f) {
 		f.Add(s)
@@ -123,7 +150,8 @@ func FuzzMetaDifferential(f *testing.F) {
 }
 
 // TestMetaDifferential runs the differential check on every seed and on mechanical mutations of
-// each (every truncation, every single-byte deletion and a set of byte substitutions), so that
+// each (every truncation, every single-byte deletion and a set of byte substitutions at every structural byte and
+// word start), so that
 // plain test runs cover what the fuzz target covers first.
 func TestMetaDifferential(t *testing.T) {
 	subst := []byte{'"', '\\', '{', '}', '[', ']', ',', ':', ' ', '0', 'n', 'S', 0x00, 0xff}
@@ -135,6 +163,9 @@ func TestMetaDifferential(t *testing.T) {
 		for i := range s {
 			checkSameAsReference(t, s[:i])
 			checkSameAsReference(t, append(bytes.Clone(s[:i]), s[i+1:]...))
+			if isAlnum(s[i]) && (i == 0 || isAlnum(s[i-1])) {
+				continue // inside a word: substituting its first byte is enough
+			}
 			for _, c := range subst {
 				m := bytes.Clone(s)
 				m[i] = c
@@ -142,6 +173,10 @@ func TestMetaDifferential(t *testing.T) {
 			}
 		}
 	}
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // TestMetaNestingDepth: encoding/json accepts 10000 nested arrays and objects and rejects one
@@ -202,19 +237,27 @@ func TestMetaScannerKeyFolding(t *testing.T) {
 	}
 }
 
-// BenchmarkMetaDecode compares Classify on the Meta samples read by the scanner and by the
-// encoding/json reference.
+// BenchmarkMetaDecode compares Classify on the Meta samples (and a Gupshup one) read by the
+// scanner and by the encoding/json reference.
 func BenchmarkMetaDecode(b *testing.B) {
-	for _, sample := range []string{"meta/inbound_text.json", "meta/status_delivered.json"} {
-		body, ct := readFixture(b, sample)
+	for _, sample := range []struct {
+		profile, file      string
+		scanner, reference func(*Request, Options) Result
+	}{
+		{nameMeta, "meta/inbound_text.json", extractMeta, extractMetaReference},
+		{nameMeta, "meta/status_delivered.json", extractMeta, extractMetaReference},
+		{nameGupshup, "gupshup/inbound_text_v2.json", extractGupshup, extractGupshupReference},
+		{nameGupshup, "gupshup/event_enqueued_v3.json", extractGupshup, extractGupshupReference},
+	} {
+		body, ct := readFixture(b, sample.file)
 		for _, impl := range []struct {
 			name    string
 			extract func(*Request, Options) Result
-		}{{"reference", extractMetaReference}, {"scanner", extractMeta}} {
-			p := mustLookup(b, "meta")
+		}{{"reference", sample.reference}, {"scanner", sample.scanner}} {
+			p := mustLookup(b, sample.profile)
 			p.extract = impl.extract
 			r := &Request{Method: http.MethodPost, ContentType: ct, Body: body}
-			b.Run(strings.TrimSuffix(strings.TrimPrefix(sample, "meta/"), ".json")+"/"+impl.name, func(b *testing.B) {
+			b.Run(strings.TrimSuffix(sample.file, ".json")+"/"+impl.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(body)))
 				for b.Loop() {
