@@ -76,7 +76,11 @@ const (
 	// syncLinger is the longest a durable commit waits for others to share
 	// its fsync; syncEnough commits waiting end the wait at once.
 	syncLinger = 500 * time.Microsecond
-	syncEnough = 48
+	// keepEventBytes: events with bodies up to this size stay in memory
+	// while their deliveries are in the scheduler's window (the window
+	// bounds how many), so the first lease needs no read from disk.
+	keepEventBytes = 16 << 10
+	syncEnough     = 48
 	// txnBudget bounds the entries of one Badger transaction, well under Badger's own limit
 	// (15% of the memtable / node size), so an event's writes are never split across two
 	// transactions by ErrTxnTooBig.
@@ -459,7 +463,9 @@ func (q *Queue) formatID(seq uint64) string {
 // (Channel, ProviderEventID) stored less than dedupeWindow ago makes ev a duplicate: nothing is
 // stored and the result carries the original id. On success ev.ID is set. ctx is honoured only
 // until the request is handed to the committer; after that Enqueue waits for the sync, which
-// takes milliseconds. Errors: ErrFull, ErrClosed, or a storage error.
+// takes milliseconds. Errors: ErrFull, ErrClosed, or a storage error. Small events are kept in
+// memory for their first lease: the caller must not modify ev's Body or Header afterwards, and
+// leases share one *Event between backends, to be treated as read-only.
 func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Duration) (EnqueueResult, error) {
 	if err := ctx.Err(); err != nil {
 		return EnqueueResult{}, err
@@ -543,9 +549,15 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 		if q.o.InMemory && len(backends) > 0 {
 			q.inMemLive.Add(int64(len(val)))
 		}
+		var kept *Event
+		if len(ev.Body) <= keepEventBytes {
+			c := *ev
+			c.ID, c.Backends = id, backends
+			kept = &c
+		}
 		o.after = func() {
 			for _, b := range backends {
-				q.sched(b).enqueued(id, rec)
+				q.sched(b).enqueued(id, rec, kept)
 			}
 		}
 		return nil

@@ -22,6 +22,9 @@ type item struct {
 	early    bool // streamed in by refill before its Enqueue or Replay hook ran
 	readyIdx int  // index in sched.ready, -1 when not in it
 	idIdx    int  // index in sched.byID
+	// ev is the event as enqueued, kept for small events so the first
+	// lease does not read back what was just written; nil = read from disk.
+	ev *Event
 }
 
 // started reports whether the delivery has recorded attempts: it then holds its order key.
@@ -225,12 +228,13 @@ func (s *sched) unlease(it *item, due time.Time) {
 }
 
 // enqueued is called by the committer after a new delivery is durable.
-func (s *sched) enqueued(id string, rec *record) {
+func (s *sched) enqueued(id string, rec *record, ev *Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending++
 	if it, ok := s.items[id]; ok {
 		it.early = false // already streamed in by refill
+		it.ev = ev
 		return
 	}
 	if _, ok := s.earlyDone[id]; ok {
@@ -245,7 +249,7 @@ func (s *sched) enqueued(id string, rec *record) {
 		s.complete, s.bound = false, id
 		return
 	}
-	s.add(id, rec)
+	s.add(id, rec).ev = ev
 	s.broadcast()
 }
 
@@ -449,17 +453,20 @@ func (q *Queue) isClosed() bool {
 // loadLease reads the event of a just-leased item. A nil lease and nil error mean the event
 // record was missing; the delivery was dead-lettered and Next should go on.
 func (q *Queue) loadLease(s *sched, it *item, now time.Time) (*Lease, error) {
-	var ev *Event
-	err := q.view(func(txn *badger.Txn) error {
-		bi, err := txn.Get(eventKey(it.id))
-		if err != nil {
-			return err
-		}
-		return bi.Value(func(v []byte) error {
-			ev, err = decodeEvent(it.id, v)
-			return err
+	ev := it.ev
+	var err error
+	if ev == nil {
+		err = q.view(func(txn *badger.Txn) error {
+			bi, err := txn.Get(eventKey(it.id))
+			if err != nil {
+				return err
+			}
+			return bi.Value(func(v []byte) error {
+				ev, err = decodeEvent(it.id, v)
+				return err
+			})
 		})
-	})
+	}
 	l := &Lease{Event: ev, Backend: s.name, Attempt: it.rec.Attempts + 1, FirstAttemptAt: it.rec.FirstAttemptAt,
 		LastError: it.rec.LastError, q: q, s: s, it: it}
 	if l.FirstAttemptAt.IsZero() {

@@ -309,8 +309,10 @@ func (d *deliverer) send(rt *backendRuntime, l *queue.Lease) (res attemptResult,
 	if err != nil {
 		return permanent, 0, 0, "building request: " + err.Error()
 	}
+	// The event is shared by every backend's lease: cap each value slice
+	// so nothing appended here can write into another delivery's header.
 	for k, v := range ev.Header {
-		req.Header[k] = v
+		req.Header[k] = v[:len(v):len(v)]
 	}
 	req.ContentLength = int64(len(ev.Body))
 	req.Header.Set("X-Relay-Event-Id", ev.ID)

@@ -23,30 +23,31 @@ import (
 //     type (a string where a list is expected, ...) is skipped and leaves the field as it was;
 //   - scalars read as [text.UnmarshalJSON] reads them.
 func scanMeta(body []byte, p *metaPayload) bool {
-	return scanDocument(body, func(s *scanner) bool { return s.payload(p) })
+	s := scanner{data: body}
+	s.space()
+	if s.peek() == '{' {
+		if !s.payload(p) {
+			return false
+		}
+	} else if !s.skip() {
+		return false
+	}
+	return s.end()
 }
 
 // scanGupshup is scanMeta for a Gupshup callback: Meta's fields (the v3 format) and the v2
 // format's beside them, as encoding/json decodes gupshupPayload.
 func scanGupshup(body []byte, p *gupshupPayload) bool {
-	return scanDocument(body, func(s *scanner) bool { return s.gupshup(p) })
-}
-
-// scanDocument validates body as one JSON value and reads it with top if it is an object.
-func scanDocument(body []byte, top func(s *scanner) bool) bool {
 	s := scanner{data: body}
 	s.space()
-	ok := false
 	if s.peek() == '{' {
-		ok = top(&s)
-	} else {
-		ok = s.skip()
-	}
-	if !ok {
+		if !s.gupshup(p) {
+			return false
+		}
+	} else if !s.skip() {
 		return false
 	}
-	s.space()
-	return s.pos == len(s.data)
+	return s.end()
 }
 
 // maxJSONDepth is the nesting depth of arrays and objects encoding/json accepts.
@@ -59,6 +60,12 @@ type scanner struct {
 	pos   int
 	depth int
 	buf   []byte // scratch for unescaping keys and strings
+}
+
+// end reports whether only white space follows the document's value.
+func (s *scanner) end() bool {
+	s.space()
+	return s.pos == len(s.data)
 }
 
 // peek returns the byte at pos, or 0 at the end of the input.
@@ -465,51 +472,90 @@ func foldRune(r rune) rune {
 	}
 }
 
-// object reads the members of a JSON object into a struct: field is called with each member's
-// key and pos at its value, and must consume the value. A value that is not an object (null, or
-// a type mismatch) is skipped and leaves the struct as it was.
-func (s *scanner) object(field func(s *scanner, key []byte) bool) bool {
+// structStart begins reading a value that decodes into a struct. If the value is an object, it
+// is entered and isObject is true: its members follow. Any other value (null, or a type mismatch
+// that leaves the struct as it was) is skipped. ok is false for malformed input.
+func (s *scanner) structStart() (isObject, ok bool) {
 	if s.peek() != '{' {
-		return s.skip()
+		return false, s.skip()
 	}
-	if !s.open() {
-		return false
+	return true, s.open()
+}
+
+// listStart begins reading a value that decodes into the slice *dst as encoding/json decodes
+// into a slice. If the value is an array, it is entered and isArray is true: its elements follow,
+// read with listElem and closed with listEnd. null makes *dst nil; any other value is skipped and
+// leaves *dst as it was. ok is false for malformed input.
+func listStart[E any](s *scanner, dst *[]E) (isArray, ok bool) {
+	switch s.peek() {
+	case '[':
+		return true, s.open()
+	case 'n':
+		if !s.literal("null") {
+			return false, false
+		}
+		*dst = nil
+		return false, true
+	}
+	return false, s.skip()
+}
+
+// listElem returns v with room for element i, as reflect grows a slice being decoded into: the
+// element decoded before at index i (within the capacity of a slice decoded before from a
+// repeated key) is reused, not zeroed.
+func listElem[E any](v []E, i int) []E {
+	if i >= cap(v) {
+		v = slices.Grow(v, 1)
+	}
+	if i >= len(v) {
+		v = v[:i+1]
+		var z E
+		v[i] = z
+	}
+	return v
+}
+
+// listEnd returns v truncated to the n elements read; an empty array gives an empty slice.
+func listEnd[E any](v []E, n int) []E {
+	if n < len(v) {
+		v = v[:n]
+	}
+	if n == 0 {
+		v = []E{}
+	}
+	return v
+}
+
+func (s *scanner) payload(p *metaPayload) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
 	}
 	for first := true; ; first = false {
 		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
+		switch {
+		case keyIs(key, "object"):
+			ok = s.text(&p.Object)
+		case keyIs(key, "gs_app_id"):
+			ok = s.text(&p.GSAppID)
+		case keyIs(key, "entry"):
+			ok = s.entries(&p.Entry)
+		default:
+			ok = s.skip()
+		}
 		if !ok {
-			return false
-		}
-		if done {
-			return true
-		}
-		if !field(s, key) {
 			return false
 		}
 	}
 }
 
-// list reads a JSON array into *dst as encoding/json decodes into a slice: elements decode into
-// the existing slice's elements (reusing its backing array up to its capacity), the slice is
-// truncated to the array's length, an empty array gives an empty slice and null a nil one. Any
-// other value is skipped and leaves *dst as it was.
-func list[E any](s *scanner, dst *[]E, elem func(s *scanner, e *E) bool) bool {
-	switch s.peek() {
-	case '[':
-	case 'n':
-		if !s.literal("null") {
-			return false
-		}
-		*dst = nil
-		return true
-	default:
-		return s.skip()
+func (s *scanner) entries(dst *[]metaEntry) bool {
+	if arr, ok := listStart(s, dst); !arr || !ok {
+		return ok
 	}
-	if !s.open() {
-		return false
-	}
-	v := *dst
-	i := 0
+	v, i := *dst, 0
 	for first := true; ; first = false {
 		done, ok := s.element(first)
 		if !ok {
@@ -518,159 +564,314 @@ func list[E any](s *scanner, dst *[]E, elem func(s *scanner, e *E) bool) bool {
 		if done {
 			break
 		}
-		if i >= cap(v) {
-			v = slices.Grow(v, 1)
-		}
-		if i >= len(v) {
-			v = v[:i+1]
-		}
-		if !elem(s, &v[i]) {
+		v = listElem(v, i)
+		if !s.entry(&v[i]) {
 			return false
 		}
 		i++
 	}
-	if i < len(v) {
-		v = v[:i]
-	}
-	if i == 0 {
-		v = []E{}
-	}
-	*dst = v
+	*dst = listEnd(v, i)
 	return true
 }
 
-func (s *scanner) payload(p *metaPayload) bool {
-	return s.object(func(s *scanner, key []byte) bool {
-		switch {
-		case keyIs(key, "object"):
-			return s.text(&p.Object)
-		case keyIs(key, "gs_app_id"):
-			return s.text(&p.GSAppID)
-		case keyIs(key, "entry"):
-			return list(s, &p.Entry, (*scanner).entry)
-		}
-		return s.skip()
-	})
-}
-
 func (s *scanner) entry(e *metaEntry) bool {
-	return s.object(func(s *scanner, key []byte) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
 		switch {
 		case keyIs(key, "id"):
-			return s.text(&e.ID)
+			ok = s.text(&e.ID)
 		case keyIs(key, "changes"):
-			return list(s, &e.Changes, (*scanner).change)
+			ok = s.changes(&e.Changes)
+		default:
+			ok = s.skip()
 		}
-		return s.skip()
-	})
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (s *scanner) changes(dst *[]metaChange) bool {
+	if arr, ok := listStart(s, dst); !arr || !ok {
+		return ok
+	}
+	v, i := *dst, 0
+	for first := true; ; first = false {
+		done, ok := s.element(first)
+		if !ok {
+			return false
+		}
+		if done {
+			break
+		}
+		v = listElem(v, i)
+		if !s.change(&v[i]) {
+			return false
+		}
+		i++
+	}
+	*dst = listEnd(v, i)
+	return true
 }
 
 func (s *scanner) change(c *metaChange) bool {
-	return s.object(func(s *scanner, key []byte) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
 		switch {
 		case keyIs(key, "field"):
-			return s.text(&c.Field)
+			ok = s.text(&c.Field)
 		case keyIs(key, "value"):
-			return s.value(&c.Value)
+			ok = s.value(&c.Value)
+		default:
+			ok = s.skip()
 		}
-		return s.skip()
-	})
+		if !ok {
+			return false
+		}
+	}
 }
 
 func (s *scanner) value(v *metaValue) bool {
-	return s.object(func(s *scanner, key []byte) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
 		switch {
 		case keyIs(key, "metadata"):
-			return s.metadata(&v.Metadata)
+			ok = s.metadata(&v.Metadata)
 		case keyIs(key, "messages"):
-			return list(s, &v.Messages, (*scanner).message)
+			ok = s.messages(&v.Messages)
 		case keyIs(key, "statuses"):
-			return list(s, &v.Statuses, (*scanner).status)
+			ok = s.statuses(&v.Statuses)
+		default:
+			ok = s.skip()
 		}
-		return s.skip()
-	})
+		if !ok {
+			return false
+		}
+	}
 }
 
 func (s *scanner) metadata(m *metaMetadata) bool {
-	return s.object(func(s *scanner, key []byte) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
 		switch {
 		case keyIs(key, "display_phone_number"):
-			return s.text(&m.DisplayPhoneNumber)
+			ok = s.text(&m.DisplayPhoneNumber)
 		case keyIs(key, "phone_number_id"):
-			return s.text(&m.PhoneNumberID)
+			ok = s.text(&m.PhoneNumberID)
+		default:
+			ok = s.skip()
 		}
-		return s.skip()
-	})
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (s *scanner) messages(dst *[]metaMessage) bool {
+	if arr, ok := listStart(s, dst); !arr || !ok {
+		return ok
+	}
+	v, i := *dst, 0
+	for first := true; ; first = false {
+		done, ok := s.element(first)
+		if !ok {
+			return false
+		}
+		if done {
+			break
+		}
+		v = listElem(v, i)
+		if !s.message(&v[i]) {
+			return false
+		}
+		i++
+	}
+	*dst = listEnd(v, i)
+	return true
 }
 
 func (s *scanner) message(m *metaMessage) bool {
-	return s.object(func(s *scanner, key []byte) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
 		switch {
 		case keyIs(key, "id"):
-			return s.text(&m.ID)
+			ok = s.text(&m.ID)
 		case keyIs(key, "from"):
-			return s.text(&m.From)
+			ok = s.text(&m.From)
 		case keyIs(key, "from_user_id"):
-			return s.text(&m.FromUserID)
+			ok = s.text(&m.FromUserID)
+		default:
+			ok = s.skip()
 		}
-		return s.skip()
-	})
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (s *scanner) statuses(dst *[]metaStatus) bool {
+	if arr, ok := listStart(s, dst); !arr || !ok {
+		return ok
+	}
+	v, i := *dst, 0
+	for first := true; ; first = false {
+		done, ok := s.element(first)
+		if !ok {
+			return false
+		}
+		if done {
+			break
+		}
+		v = listElem(v, i)
+		if !s.status(&v[i]) {
+			return false
+		}
+		i++
+	}
+	*dst = listEnd(v, i)
+	return true
 }
 
 func (s *scanner) status(st *metaStatus) bool {
-	return s.object(func(s *scanner, key []byte) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
 		switch {
 		case keyIs(key, "id"):
-			return s.text(&st.ID)
+			ok = s.text(&st.ID)
 		case keyIs(key, "status"):
-			return s.text(&st.Status)
+			ok = s.text(&st.Status)
 		case keyIs(key, "recipient_id"):
-			return s.text(&st.RecipientID)
+			ok = s.text(&st.RecipientID)
 		case keyIs(key, "recipient_user_id"):
-			return s.text(&st.RecipientUserID)
+			ok = s.text(&st.RecipientUserID)
+		default:
+			ok = s.skip()
 		}
-		return s.skip()
-	})
+		if !ok {
+			return false
+		}
+	}
 }
 
+// gupshup reads a Gupshup callback: gupshupPayload embeds metaPayload, whose members encoding/json
+// reads at the top level beside the v2 ones.
 func (s *scanner) gupshup(p *gupshupPayload) bool {
-	pl := &p.Payload
-	return s.object(func(s *scanner, key []byte) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
 		switch {
 		case keyIs(key, "object"):
-			return s.text(&p.Object)
+			ok = s.text(&p.Object)
 		case keyIs(key, "gs_app_id"):
-			return s.text(&p.GSAppID)
+			ok = s.text(&p.GSAppID)
 		case keyIs(key, "entry"):
-			return list(s, &p.Entry, (*scanner).entry)
+			ok = s.entries(&p.Entry)
 		case keyIs(key, "app"):
-			return s.text(&p.App)
+			ok = s.text(&p.App)
 		case keyIs(key, "type"):
-			return s.text(&p.Type)
+			ok = s.text(&p.Type)
 		case keyIs(key, "payload"):
-			return s.object(func(s *scanner, key []byte) bool {
-				switch {
-				case keyIs(key, "id"):
-					return s.text(&pl.ID)
-				case keyIs(key, "type"):
-					return s.text(&pl.Type)
-				case keyIs(key, "source"):
-					return s.text(&pl.Source)
-				case keyIs(key, "destination"):
-					return s.text(&pl.Destination)
-				case keyIs(key, "phone"):
-					return s.text(&pl.Phone)
-				case keyIs(key, "sender"):
-					return s.object(func(s *scanner, key []byte) bool {
-						if keyIs(key, "phone") {
-							return s.text(&pl.Sender.Phone)
-						}
-						return s.skip()
-					})
-				}
-				return s.skip()
-			})
+			ok = s.gupshupV2(p)
+		default:
+			ok = s.skip()
 		}
-		return s.skip()
-	})
+		if !ok {
+			return false
+		}
+	}
+}
+
+// gupshupV2 reads p.Payload.
+func (s *scanner) gupshupV2(p *gupshupPayload) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	pl := &p.Payload
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
+		switch {
+		case keyIs(key, "id"):
+			ok = s.text(&pl.ID)
+		case keyIs(key, "type"):
+			ok = s.text(&pl.Type)
+		case keyIs(key, "source"):
+			ok = s.text(&pl.Source)
+		case keyIs(key, "destination"):
+			ok = s.text(&pl.Destination)
+		case keyIs(key, "phone"):
+			ok = s.text(&pl.Phone)
+		case keyIs(key, "sender"):
+			ok = s.gupshupSender(p)
+		default:
+			ok = s.skip()
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// gupshupSender reads p.Payload.Sender.
+func (s *scanner) gupshupSender(p *gupshupPayload) bool {
+	if obj, ok := s.structStart(); !obj || !ok {
+		return ok
+	}
+	for first := true; ; first = false {
+		key, done, ok := s.member(first)
+		if done || !ok {
+			return ok
+		}
+		if keyIs(key, "phone") {
+			ok = s.text(&p.Payload.Sender.Phone)
+		} else {
+			ok = s.skip()
+		}
+		if !ok {
+			return false
+		}
+	}
 }

@@ -150,9 +150,8 @@ func FuzzMetaDifferential(f *testing.F) {
 }
 
 // TestMetaDifferential runs the differential check on every seed and on mechanical mutations of
-// each (every truncation, every single-byte deletion and a set of byte substitutions at every structural byte and
-// word start), so that
-// plain test runs cover what the fuzz target covers first.
+// each (every truncation, every single-byte deletion, and byte substitutions at every structural
+// byte and word start), so that plain test runs cover what the fuzz target covers first.
 func TestMetaDifferential(t *testing.T) {
 	subst := []byte{'"', '\\', '{', '}', '[', ']', ',', ':', ' ', '0', 'n', 'S', 0x00, 0xff}
 	for _, s := range metaSeeds(t) {
