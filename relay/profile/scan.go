@@ -509,8 +509,6 @@ func listElem[E any](v []E, i int) []E {
 	}
 	if i >= len(v) {
 		v = v[:i+1]
-		var z E
-		v[i] = z
 	}
 	return v
 }
