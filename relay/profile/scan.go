@@ -80,10 +80,19 @@ func (s *scanner) peek() byte {
 func (s *scanner) space() {
 	d, i := s.data, s.pos
 	for i < len(d) {
-		if c := d[i]; c > ' ' || c != ' ' && c != '\n' && c != '\t' && c != '\r' {
-			break
+		switch d[i] {
+		case ' ':
+			// Indentation: eight spaces at a time.
+			i++
+			for i+8 <= len(d) && binary.LittleEndian.Uint64(d[i:]) == 0x2020202020202020 {
+				i += 8
+			}
+		case '\n', '\t', '\r':
+			i++
+		default:
+			s.pos = i
+			return
 		}
-		i++
 	}
 	s.pos = i
 }
