@@ -12,7 +12,8 @@ import (
 // scanMeta decodes a WhatsApp Cloud API webhook body into p in a single pass, reading only the
 // fields metaPayload holds and skipping everything else without allocating. It reports false for
 // a body that is not one well-formed JSON value, exactly where json.Unmarshal reports a syntax
-// error; otherwise p holds what json.Unmarshal into a zero metaPayload (with decodeJSON's
+// error (trailing data, bad literals, numbers, escapes or control characters in strings, nesting
+// deeper than 10000 levels; invalid UTF-8 inside strings is accepted); otherwise p holds what json.Unmarshal into a zero metaPayload (with decodeJSON's
 // tolerance of type mismatches) would hold:
 //
 //   - object keys match field names exactly or, failing that, case-insensitively with
@@ -131,6 +132,8 @@ func (s *scanner) member(first bool) (key []byte, done, ok bool) {
 	if !ok {
 		return nil, false, false
 	}
+	// A key without escapes is matched as it is: unescaping would only replace invalid UTF-8
+	// with U+FFFD, and neither matches a field name.
 	key = raw
 	if esc {
 		s.buf = appendUnquoted(s.buf[:0], raw)
