@@ -315,3 +315,41 @@ func TestSpecial8(t *testing.T) {
 		check(b)
 	}
 }
+
+// BenchmarkMetaScan compares the decoding step alone (what the relay's CPU profile showed as
+// json.Unmarshal under extractMeta): scanMeta against json.Unmarshal into metaPayload.
+func BenchmarkMetaScan(b *testing.B) {
+	for _, file := range []string{"meta/inbound_text.json", "meta/status_delivered.json"} {
+		body, _ := readFixture(b, file)
+		var c bytes.Buffer
+		if err := json.Compact(&c, body); err != nil {
+			b.Fatal(err)
+		}
+		for _, in := range []struct {
+			name string
+			body []byte
+		}{{"indented", body}, {"compact", c.Bytes()}} {
+			name := strings.TrimSuffix(file, ".json") + "_" + in.name
+			b.Run(name+"/reference", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in.body)))
+				for b.Loop() {
+					var p metaPayload
+					if !decodeJSONReference(in.body, &p) || p.Object != metaObject {
+						b.Fatal("not decoded")
+					}
+				}
+			})
+			b.Run(name+"/scanner", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(in.body)))
+				for b.Loop() {
+					var p metaPayload
+					if !scanMeta(in.body, &p) || p.Object != metaObject {
+						b.Fatal("not decoded")
+					}
+				}
+			})
+		}
+	}
+}
