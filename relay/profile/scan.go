@@ -3,6 +3,7 @@ package profile
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"slices"
 	"unicode"
 	"unicode/utf16"
@@ -83,9 +84,13 @@ func (s *scanner) space() {
 	for i < len(d) {
 		switch d[i] {
 		case ' ':
-			// Indentation: eight spaces at a time.
+			// Indentation: eight bytes at a time up to the first one that is not a space.
 			i++
-			for i+8 <= len(d) && binary.LittleEndian.Uint64(d[i:]) == 0x2020202020202020 {
+			for i+8 <= len(d) {
+				if x := binary.LittleEndian.Uint64(d[i:]) ^ 0x2020202020202020; x != 0 {
+					i += bits.TrailingZeros64(x) >> 3
+					break
+				}
 				i += 8
 			}
 		case '\n', '\t', '\r':
@@ -174,9 +179,14 @@ func (s *scanner) str() (raw []byte, esc, high, ok bool) {
 	d := s.data
 	start := s.pos + 1
 	for i := start; i < len(d); {
-		// Eight plain bytes at a time: none of them a quote, a backslash, a control character
-		// or outside ASCII.
-		for i+8 <= len(d) && !special8(binary.LittleEndian.Uint64(d[i:])) {
+		// Eight bytes at a time up to the first quote, backslash, control character or byte
+		// outside ASCII.
+		for i+8 <= len(d) {
+			m := special8(binary.LittleEndian.Uint64(d[i:]))
+			if m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
 		if i >= len(d) {
@@ -215,8 +225,10 @@ func (s *scanner) str() (raw []byte, esc, high, ok bool) {
 	return nil, false, false, false
 }
 
-// special8 reports whether any of the eight bytes in w is '"', '\\', below 0x20 or above 0x7f.
-func special8(w uint64) bool {
+// special8 returns a mask of the bytes in w (little-endian) that are '"', '\\', below 0x20 or
+// above 0x7f: the high bit of each such byte is set. Bytes above the lowest such byte may be
+// flagged spuriously; the lowest set bit marks the first special byte exactly.
+func special8(w uint64) uint64 {
 	const (
 		ones  = 0x0101010101010101
 		highs = 0x8080808080808080
@@ -226,7 +238,7 @@ func special8(w uint64) bool {
 	zeroQuote := (quote - ones) &^ quote
 	zeroBackslash := (backslash - ones) &^ backslash
 	control := (w - ones*0x20) &^ w
-	return (zeroQuote|zeroBackslash|control|w)&highs != 0
+	return (zeroQuote | zeroBackslash | control | w) & highs
 }
 
 // hex4 returns the value of four hexadecimal digits, or -1.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"math/bits"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
@@ -280,18 +281,21 @@ func BenchmarkMetaDecode(b *testing.B) {
 	}
 }
 
-// TestSpecial8 checks the eight-bytes-at-a-time test of the string scanner against a byte by
+// TestSpecial8 checks the eight-bytes-at-a-time search of the string scanner against a byte by
 // byte one: every byte value at every position, and random words.
 func TestSpecial8(t *testing.T) {
 	special := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 || c > 0x7f }
 	check := func(b []byte) {
 		t.Helper()
-		want := false
-		for _, c := range b {
-			want = want || special(c)
+		want := 8 // index of the first special byte; 8 for none
+		for i, c := range b {
+			if special(c) {
+				want = i
+				break
+			}
 		}
-		if got := special8(binary.LittleEndian.Uint64(b)); got != want {
-			t.Fatalf("special8(%q) = %v, want %v", b, got, want)
+		if got := bits.TrailingZeros64(special8(binary.LittleEndian.Uint64(b))) >> 3; got != want {
+			t.Fatalf("special8(%q) finds byte %d, want %d", b, got, want)
 		}
 	}
 	for pos := range 8 {
