@@ -357,3 +357,23 @@ func BenchmarkMetaScan(b *testing.B) {
 		}
 	}
 }
+
+// TestMetaStringOffsets puts each kind of special byte (escapes, control characters, invalid and
+// valid UTF-8, the closing quote itself) at every offset of the eight-byte steps of the string
+// scanner, in a key and in a value read, and checks the result against the reference.
+func TestMetaStringOffsets(t *testing.T) {
+	for _, special := range []string{``, `\"`, `\\`, `\/`, `\n`, `\u00e4`, `\ud83d\ude00`, `\ud83d`, `\q`, `\u12`, "\x01", "\x7f", "\xff", "é", "\xe2\x82"} {
+		for n := range 18 {
+			for _, m := range []int{0, 1, 7, 8, 9} {
+				v := strings.Repeat("a", n) + special + strings.Repeat("b", m)
+				for _, body := range []string{
+					`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"id":"` + v + `","from":"` + v + `x"}]}}]}]}`,
+					`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"` + v + `":"1","id":"m"}]}}]}]}`,
+					`{"object":"whatsapp_business_account","entry":[{"changes":[{"value":{"messages":[{"id":"` + v,
+				} {
+					checkSameAsReference(t, []byte(body))
+				}
+			}
+		}
+	}
+}
