@@ -108,10 +108,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startRelay writes cfg (with %DATA% replaced) and runs a Server on it.
+// startRelay writes cfg into a new directory and runs a Server on it.
 func startRelay(t *testing.T, cfg string) *testRelay {
 	t.Helper()
-	dir := t.TempDir()
+	return startRelayIn(t, t.TempDir(), cfg)
+}
+
+// startRelayIn writes cfg as dir/relay.hcl (beside the files it names)
+// and runs a Server on it until the test ends.
+func startRelayIn(t *testing.T, dir, cfg string) *testRelay {
+	t.Helper()
 	file := filepath.Join(dir, "relay.hcl")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -89,21 +89,8 @@ channel "meta" {
 }
 backend "b0" { url = %q }
 `, testSecret, be.srv.URL)
-	file := filepath.Join(dir, "relay.hcl")
-	os.WriteFile(file, []byte(cfg), 0o600)
-	c, diags := LoadConfig(file)
-	if diags.HasErrors() {
-		t.Fatal(FormatDiagnostics(diags))
-	}
-	logs := &syncBuffer{}
-	s, err := New(c, Options{LogOutput: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	r := startRelayIn(t, dir, cfg)
+	s, logs := r.s, r.logs
 	url := "https://" + s.ListenerAddr("public") + "/hooks/meta"
 
 	// The self-signed development certificate is persisted under data_dir.
@@ -203,18 +190,7 @@ backend "system" {
   }
 }
 `, testSecret, srv.URL, srv.URL)
-	file := filepath.Join(dir, "relay.hcl")
-	os.WriteFile(file, []byte(cfg), 0o600)
-	c, diags := LoadConfig(file)
-	if diags.HasErrors() {
-		t.Fatal(FormatDiagnostics(diags))
-	}
-	s, err := New(c, Options{LogOutput: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	s := startRelayIn(t, dir, cfg).s
 	body := metaBody("wamid.trust", "4915100000011")
 	if resp := post(t, "http://"+s.ListenerAddr("public")+"/hooks/meta", body, sign(testSecret, body)); resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)

@@ -84,20 +84,7 @@ upstream "bsp" {
   trust_store = ["bsp-ca.der"]
 }
 `, bsp.URL)
-	file := filepath.Join(dir, "relay.hcl")
-	os.WriteFile(file, []byte(cfg), 0o600)
-	c, diags := LoadConfig(file)
-	if diags.HasErrors() {
-		t.Fatal(FormatDiagnostics(diags))
-	}
-	s, err := New(c, Options{LogOutput: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	s := startRelayIn(t, dir, cfg).s
 	base := "http://" + s.ListenerAddr("internal")
 
 	req, _ := http.NewRequest("POST", base+"/out/bsp/whatsapp/1/message/text?x=1", strings.NewReader(`{"to":"491"}`))
