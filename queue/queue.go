@@ -80,6 +80,9 @@ const (
 	// while their deliveries are in the scheduler's window (the window
 	// bounds how many), so the first lease needs no read from disk.
 	keepEventBytes = 16 << 10
+	// keepEventsBelow: only while a backend keeps up (fewer deliveries than
+	// this in its window) are events kept; a backlog reads them from disk.
+	keepEventsBelow = 512
 	syncEnough     = 48
 	// txnBudget bounds the entries of one Badger transaction, well under Badger's own limit
 	// (15% of the memtable / node size), so an event's writes are never split across two

@@ -232,6 +232,9 @@ func (s *sched) enqueued(id string, rec *record, ev *Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending++
+	if len(s.items) >= keepEventsBelow {
+		ev = nil // a backlog: the event would wait in memory for nothing
+	}
 	if it, ok := s.items[id]; ok {
 		it.early = false // already streamed in by refill
 		it.ev = ev
