@@ -83,7 +83,7 @@ const (
 	// keepEventsBelow: only while a backend keeps up (fewer deliveries than
 	// this in its window) are events kept; a backlog reads them from disk.
 	keepEventsBelow = 512
-	syncEnough     = 48
+	syncEnough      = 48
 	// txnBudget bounds the entries of one Badger transaction, well under Badger's own limit
 	// (15% of the memtable / node size), so an event's writes are never split across two
 	// transactions by ErrTxnTooBig.
