@@ -288,20 +288,7 @@ func (q *Queue) purge(w *writer, o *op, refs []deadRef) error {
 // order key in its original arrival position. It returns how many were replayed; ErrNotFound
 // when there were none.
 func (q *Queue) Replay(eventID, backend string) (int, error) {
-	n := 0
-	o := &op{durable: true}
-	o.apply = func(w *writer) error {
-		refs, err := eventDeadLetters(w, eventID, backend)
-		if err != nil {
-			return err
-		}
-		n = len(refs)
-		return q.replay(w, o, refs)
-	}
-	if err := q.submit(context.Background(), o); err != nil {
-		return 0, wrapErr("replay "+eventID, err)
-	}
-	return n, nil
+	return q.eventDead(eventID, backend, "replay", q.replay)
 }
 
 // ReplayAll replays every dead letter of backend ("" = every backend) and returns how many.
@@ -312,6 +299,12 @@ func (q *Queue) ReplayAll(backend string) (int, error) {
 // Purge deletes the dead letters of eventID (backend "" = all of them), and the event when
 // nothing references it any more. It returns how many; ErrNotFound when there were none.
 func (q *Queue) Purge(eventID, backend string) (int, error) {
+	return q.eventDead(eventID, backend, "purge", q.purge)
+}
+
+// eventDead applies fn to the dead letters of eventID (backend "" = all of them) in one durable
+// committer op and returns how many there were.
+func (q *Queue) eventDead(eventID, backend, what string, fn func(*writer, *op, []deadRef) error) (int, error) {
 	n := 0
 	o := &op{durable: true}
 	o.apply = func(w *writer) error {
@@ -320,10 +313,10 @@ func (q *Queue) Purge(eventID, backend string) (int, error) {
 			return err
 		}
 		n = len(refs)
-		return q.purge(w, o, refs)
+		return fn(w, o, refs)
 	}
 	if err := q.submit(context.Background(), o); err != nil {
-		return 0, wrapErr("purge "+eventID, err)
+		return 0, wrapErr(what+" "+eventID, err)
 	}
 	return n, nil
 }
