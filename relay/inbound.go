@@ -28,15 +28,17 @@ func (s *Server) listenerHandler(listener string) http.Handler {
 			s.serveCallback(w, r, st, ch)
 			return
 		}
-		for _, m := range st.upstreams[listener] {
-			if strings.HasPrefix(r.URL.Path, m.prefix) || strings.HasPrefix(r.URL.EscapedPath(), m.prefix) {
-				m.proxy.ServeHTTP(w, r)
-				return
-			}
+		if rt := st.upstreams[listener]; rt != nil {
+			rt.ServeHTTP(w, r)
+			return
 		}
-		s.metrics.requests.WithLabelValues("", "404").Inc()
-		writeJSONError(w, http.StatusNotFound, "not found")
+		s.notFound(w, r)
 	})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, _ *http.Request) {
+	s.metrics.requests.WithLabelValues("", "404").Inc()
+	writeJSONError(w, http.StatusNotFound, "not found")
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
@@ -75,11 +77,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		return
 	}
 
-	l := st.cfg.listener(ch.Listener)
-	maxBody := int64(3 << 20)
-	if l != nil {
-		maxBody = l.MaxBody
-	}
+	maxBody := st.listeners[ch.Listener].MaxBody
 	body, err := readBody(w, r, maxBody)
 	if err != nil {
 		var mbe *http.MaxBytesError

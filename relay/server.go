@@ -25,7 +25,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,14 +85,10 @@ type Server struct {
 // state is the immutable view handlers read.
 type state struct {
 	cfg       *Config
+	listeners map[string]*ListenerConfig
 	channels  map[string]map[string]*ChannelConfig // listener → path → channel
-	upstreams map[string][]upstreamMount           // listener → mounts, longest prefix first
+	upstreams map[string]*outbound.Router          // listener → its upstreams (longest prefix wins)
 	backends  map[string]*BackendConfig
-}
-
-type upstreamMount struct {
-	prefix string
-	proxy  *outbound.Proxy
 }
 
 type listener struct {
@@ -146,7 +141,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open queue in %s: %w", cfg.DataDir, err)
 	}
 	s.q = q
-	st, err := s.buildState(cfg, nil)
+	st, err := s.buildState(cfg)
 	if err != nil {
 		q.Close()
 		return nil, err
@@ -313,12 +308,16 @@ func (s *Server) Config() *Config { return s.state.Load().cfg }
 
 // buildState indexes cfg for the handlers and (re)builds the outbound
 // proxies, keeping those whose upstream still exists (Update in place).
-func (s *Server) buildState(cfg *Config, old *state) (*state, error) {
+func (s *Server) buildState(cfg *Config) (*state, error) {
 	st := &state{
 		cfg:       cfg,
+		listeners: map[string]*ListenerConfig{},
 		channels:  map[string]map[string]*ChannelConfig{},
-		upstreams: map[string][]upstreamMount{},
+		upstreams: map[string]*outbound.Router{},
 		backends:  map[string]*BackendConfig{},
+	}
+	for _, l := range cfg.Listeners {
+		st.listeners[l.Name] = l
 	}
 	for _, ch := range cfg.Channels {
 		if st.channels[ch.Listener] == nil {
@@ -330,6 +329,7 @@ func (s *Server) buildState(cfg *Config, old *state) (*state, error) {
 		st.backends[b.Name] = b
 	}
 	keep := map[string]bool{}
+	mounts := map[string][]*outbound.Proxy{}
 	for _, u := range cfg.Upstreams {
 		spec, err := upstreamSpec(u)
 		if err != nil {
@@ -348,7 +348,7 @@ func (s *Server) buildState(cfg *Config, old *state) (*state, error) {
 			s.proxies[u.Name] = p
 		}
 		keep[u.Name] = true
-		st.upstreams[u.Listener] = append(st.upstreams[u.Listener], upstreamMount{prefix: u.Path, proxy: p})
+		mounts[u.Listener] = append(mounts[u.Listener], p)
 	}
 	for name, p := range s.proxies {
 		if !keep[name] {
@@ -357,8 +357,11 @@ func (s *Server) buildState(cfg *Config, old *state) (*state, error) {
 			s.outMet.Forget(name)
 		}
 	}
-	for _, mounts := range st.upstreams {
-		sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].prefix) > len(mounts[j].prefix) })
+	for listener, ps := range mounts {
+		rt := outbound.NewRouter(ps...)
+		rt.Fallback = http.HandlerFunc(s.notFound)
+		rt.Log = s.log
+		st.upstreams[listener] = rt
 	}
 	return st, nil
 }
@@ -446,7 +449,7 @@ func (s *Server) Reload() error {
 		s.log.Error("reload refused: this cannot change without a restart, the running configuration stays", "file", cfg.File, "change", what)
 		return fmt.Errorf("reload refused: %s cannot change without a restart", what)
 	}
-	st, err := s.buildState(cfg, old)
+	st, err := s.buildState(cfg)
 	if err != nil {
 		s.metrics.reloads.WithLabelValues("refused").Inc()
 		s.log.Error("reload refused", "err", err)
