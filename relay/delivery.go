@@ -88,16 +88,18 @@ func newBackendRuntime(b *BackendConfig) (*backendRuntime, error) {
 func (s *Server) syncDeliverers(st *state) {
 	for name, b := range st.backends {
 		d := s.deliverers[name]
+		if d != nil && reflect.DeepEqual(d.rt.Load().cfg, b) {
+			continue // unchanged: keep its client and connections
+		}
 		rt, err := newBackendRuntime(b)
 		if err != nil {
 			s.log.Error("backend not started", "backend", name, "err", err)
 			continue
 		}
 		if d != nil && d.workers == b.Concurrency && d.bcfg == b.Breaker {
-			if old := d.rt.Load(); !reflect.DeepEqual(old.cfg, b) {
-				d.rt.Store(rt)
-				old.client.CloseIdleConnections()
-			}
+			old := d.rt.Load()
+			d.rt.Store(rt)
+			old.client.CloseIdleConnections()
 			continue
 		}
 		if d != nil {
