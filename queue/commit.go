@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -242,6 +244,9 @@ func (q *Queue) syncer() {
 			break
 		}
 		err := q.db.Sync()
+		if err == nil {
+			err = q.syncRotatedWALs()
+		}
 		q.syncs.Add(1)
 		for _, b := range pending {
 			for _, o := range b {
@@ -259,6 +264,39 @@ func (q *Queue) syncer() {
 		}
 		clear(pending)
 	}
+}
+
+// syncRotatedWALs fsyncs the write-ahead logs of memtables Badger replaced since the last call.
+// DB.Sync syncs only the current memtable's log; when a batch filled a memtable, Badger moved it
+// aside (to be flushed to a table) without syncing its log, so a batch committed just before that
+// would be acknowledged while it sits only in the page cache. Every *.mem file is synced: there
+// are at most a few (the current one and those waiting to be flushed), and rotations are rare
+// (one per memtable's worth of writes). A log deleted meanwhile was flushed to a synced table.
+func (q *Queue) syncRotatedWALs() error {
+	r := q.memRotations.Load()
+	if r == q.memSynced || q.o.InMemory {
+		return nil
+	}
+	files, err := filepath.Glob(filepath.Join(q.o.Dir, "*.mem"))
+	if err != nil {
+		return err
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
+		}
+	}
+	q.memSynced = r
+	return nil
 }
 
 func (q *Queue) finish(o *op) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,6 +203,11 @@ type Queue struct {
 	// A delivery with a higher id is committed but its Enqueue hook has not run yet.
 	notified atomic.Pointer[string]
 
+	// memRotations counts Badger's memtable rotations; memSynced (syncer only) is the count
+	// up to which the write-ahead logs of replaced memtables have been fsynced.
+	memRotations atomic.Uint64
+	memSynced    uint64
+
 	vlogSinceGC atomic.Int64  // bytes of event records written since the last GC cycle
 	gcKick      chan struct{} // runs a GC cycle before the period ends
 }
@@ -252,7 +258,7 @@ func Open(o Options) (*Queue, error) {
 					WithIndexCacheSize(indexCacheSize).
 					WithDetectConflicts(false).
 					WithMetricsEnabled(false).
-					WithLogger(badgerLogger{q.log})
+					WithLogger(badgerLogger{l: q.log, rotations: &q.memRotations})
 	if o.tweak != nil {
 		o.tweak(&bo)
 	}
@@ -606,8 +612,17 @@ func (q *Queue) SyncStats() (commits, syncs uint64) {
 	return q.commits.Load(), q.syncs.Load()
 }
 
-// badgerLogger sends Badger's log lines to slog; Badger's chatty INFO lines go to DEBUG.
-type badgerLogger struct{ l *slog.Logger }
+// badgerLogger sends Badger's log lines to slog; Badger's chatty INFO lines go to DEBUG. It also
+// counts memtable rotations, which Badger announces only through a debug line (see
+// Queue.syncRotatedWALs).
+type badgerLogger struct {
+	l         *slog.Logger
+	rotations *atomic.Uint64
+}
+
+// memtableRotated is how Badger's debug line starts when ensureRoomForWrite replaces a full
+// memtable (TestMemtableRotationSynced fails if a Badger upgrade changes it).
+const memtableRotated = "Flushing memtable, mt.size"
 
 func (b badgerLogger) Errorf(f string, a ...any) {
 	b.l.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
@@ -617,9 +632,19 @@ func (b badgerLogger) Warningf(f string, a ...any) {
 	b.l.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
 }
 func (b badgerLogger) Infof(f string, a ...any) {
+	if !b.l.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
 	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
+	if b.rotations != nil && strings.HasPrefix(f, memtableRotated) {
+		b.rotations.Add(1)
+	}
+	// Badger writes several debug lines per write batch: format them only when they are kept.
+	if !b.l.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
 	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
 }
 
