@@ -399,16 +399,20 @@ func (q *Queue) measureSize() {
 
 func (q *Queue) sizeLoop() {
 	defer q.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(time.Second / 4)
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
 		select {
 		case <-t.C:
-			q.measureSize()
+			if i%4 == 0 {
+				q.measureSize()
+			}
 			// At thousands of events per second the value log grows by megabytes a second;
 			// waiting for the next GC period would let garbage pile up on disk and in the page
-			// cache (value-log files are memory-mapped), so GC is also run after every
-			// value-log file's worth of writes.
+			// cache (value-log files are memory-mapped), so GC is also run once a value-log
+			// file's worth has been written, and then retried every 250 ms until it reclaims a
+			// file: a file becomes reclaimable only once a compaction has recorded that its
+			// events were deleted, and trying right after that keeps fewer files mapped.
 			if q.vlogSinceGC.Load() >= valueLogFileSize {
 				select {
 				case q.gcKick <- struct{}{}:
@@ -433,7 +437,6 @@ func (q *Queue) gcLoop(interval time.Duration) {
 		case <-q.closing:
 			return
 		}
-		q.vlogSinceGC.Store(0)
 		for {
 			// Badger's GC rewrite reads the memtable's max version without the lock its writes
 			// take (a data race the race detector reports), so no batch is written meanwhile.
@@ -443,6 +446,7 @@ func (q *Queue) gcLoop(interval time.Duration) {
 			err := q.db.RunValueLogGC(gcDiscardRatio)
 			q.writeMu.Unlock()
 			if err == nil {
+				q.vlogSinceGC.Store(0)
 				select {
 				case <-q.closing:
 					return
