@@ -37,7 +37,6 @@ type HMAC struct {
 	macs           []*sync.Pool // per secret: keyed MACs, reset before use
 	header         string
 	algorithm      string
-	newHash        func() hash.Hash
 	size           int
 	base64         bool
 	prefix         string
@@ -88,7 +87,6 @@ func NewHMAC(c HMACConfig) (*HMAC, error) {
 	v := &HMAC{
 		header:         strings.TrimSpace(c.Header),
 		algorithm:      alg,
-		newHash:        newHash,
 		size:           newHash().Size(),
 		base64:         b64,
 		prefix:         c.Prefix,

@@ -274,7 +274,7 @@ func (q *Queue) syncer() {
 // (one per memtable's worth of writes). A log deleted meanwhile was flushed to a synced table.
 func (q *Queue) syncRotatedWALs() error {
 	r := q.memRotations.Load()
-	if r == q.memSynced || q.o.InMemory {
+	if r == q.memSynced {
 		return nil
 	}
 	files, err := filepath.Glob(filepath.Join(q.o.Dir, "*.mem"))

@@ -258,7 +258,7 @@ func Open(o Options) (*Queue, error) {
 					WithIndexCacheSize(indexCacheSize).
 					WithDetectConflicts(false).
 					WithMetricsEnabled(false).
-					WithLogger(badgerLogger{l: q.log, rotations: &q.memRotations})
+					WithLogger(q.badgerLogger())
 	if o.tweak != nil {
 		o.tweak(&bo)
 	}
@@ -618,6 +618,14 @@ func (q *Queue) SyncStats() (commits, syncs uint64) {
 type badgerLogger struct {
 	l         *slog.Logger
 	rotations *atomic.Uint64
+}
+
+// badgerLogger returns the queue's logger for Badger; on disk it also counts memtable rotations.
+func (q *Queue) badgerLogger() badgerLogger {
+	if q.o.InMemory {
+		return badgerLogger{l: q.log} // no write-ahead logs to sync
+	}
+	return badgerLogger{l: q.log, rotations: &q.memRotations}
 }
 
 // memtableRotated is how Badger's debug line starts when ensureRoomForWrite replaces a full
