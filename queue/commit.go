@@ -407,6 +407,7 @@ func (q *Queue) sizeLoop() {
 			if i%4 == 0 {
 				q.measureSize()
 			}
+			q.pageOutSealedLogs()
 			// At thousands of events per second the value log grows by megabytes a second;
 			// waiting for the next GC period would let garbage pile up on disk and in the page
 			// cache (value-log files are memory-mapped), so GC is also run once a value-log

@@ -26,6 +26,12 @@
 // that backend until the blocking delivery succeeds or becomes a dead letter; other backends are
 // never affected. The default window (10000) makes this rare.
 //
+// Resident memory: Badger maps its value log (where bodies live) into memory, so every page the
+// queue writes would stay in the relay's resident set until value-log GC deletes its file, which
+// takes seconds under a pass-through load and lasts as long as a backlog does. On Linux the queue
+// asks the kernel (madvise MADV_PAGEOUT, every 250 ms) to reclaim the pages of the value-log files
+// Badger has finished and synced; a body read later comes back from disk.
+//
 // Durability: Enqueue, Replay and Purge return after an fsync. Ack, Retry and Dead return once
 // written (they survive a process crash at once, and a power cut after the next group commit);
 // a lost Ack only means a repeated delivery, which at-least-once allows.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -176,6 +177,9 @@ type Queue struct {
 	seq      uint64 // last sequence handed out; committer only
 	seqDirty bool   // committer only
 
+	absDir             string // Dir made absolute, as /proc/self/maps names files; "" InMemory
+	pageOutUnsupported bool   // the kernel rejected MADV_PAGEOUT; sizeLoop only
+
 	// mu guards closed and the ops channel sends, so nothing is sent once Close has begun.
 	mu       sync.RWMutex
 	closed   bool
@@ -244,6 +248,11 @@ func Open(o Options) (*Queue, error) {
 		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("queue: open: %w", err)
 		}
+		abs, err := filepath.Abs(o.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("queue: open: %w", err)
+		}
+		q.absDir = abs
 		bo = badger.DefaultOptions(o.Dir).
 			WithMemTableSize(memTableSize).
 			WithValueThreshold(valueThreshold).

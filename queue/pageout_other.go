@@ -1,0 +1,6 @@
+//go:build !linux
+
+package queue
+
+// pageOutSealedLogs is a no-op where MADV_PAGEOUT does not exist.
+func (q *Queue) pageOutSealedLogs() {}
