@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -27,12 +25,22 @@ type op struct {
 }
 
 // writer is the committer's transaction for one batch; it starts a new transaction when the
-// current one reaches its budget.
+// current one reaches its budget. With a journal, rec collects the transaction's mutations (after
+// room for the record header), written to the journal just before the transaction is committed.
 type writer struct {
 	q       *Queue
 	txn     *badger.Txn
 	entries int
 	bytes   int
+	rec     []byte
+}
+
+func newWriter(q *Queue) *writer {
+	w := &writer{q: q, txn: q.db.NewTransaction(true)}
+	if q.jr != nil {
+		w.rec = make([]byte, recordHeaderSize, 4096)
+	}
+	return w
 }
 
 func (w *writer) set(e *badger.Entry) error {
@@ -48,6 +56,9 @@ func (w *writer) set(e *badger.Entry) error {
 			err = w.txn.SetEntry(e)
 		}
 	}
+	if err == nil && w.rec != nil {
+		w.rec = appendSet(w.rec, e)
+	}
 	return err
 }
 
@@ -59,6 +70,9 @@ func (w *writer) delete(k []byte) error {
 		if err = w.flush(); err == nil {
 			err = w.txn.Delete(k)
 		}
+	}
+	if err == nil && w.rec != nil {
+		w.rec = appendDelete(w.rec, k)
 	}
 	return err
 }
@@ -86,13 +100,26 @@ func (w *writer) flush() error {
 	return nil
 }
 
+// commit writes the transaction's record to the journal, then commits it to Badger (so Badger
+// never holds a write the journal lacks).
 func (w *writer) commit() error {
 	if w.q.seqDirty {
-		if err := w.txn.Set(keySeq, binary.BigEndian.AppendUint64(nil, w.q.seq)); err != nil {
+		e := badger.NewEntry(keySeq, binary.BigEndian.AppendUint64(nil, w.q.seq))
+		if err := w.txn.SetEntry(e); err != nil {
 			w.txn.Discard()
 			return err
 		}
+		if w.rec != nil {
+			w.rec = appendSet(w.rec, e)
+		}
 		w.q.seqDirty = false
+	}
+	if len(w.rec) > recordHeaderSize {
+		if err := w.q.jr.write(w.rec); err != nil {
+			w.txn.Discard()
+			return err
+		}
+		w.rec = w.rec[:recordHeaderSize]
 	}
 	return w.txn.Commit()
 }
@@ -124,6 +151,9 @@ func (q *Queue) submit(ctx context.Context, o *op) error {
 func (q *Queue) committer() {
 	defer q.wg.Done()
 	defer close(q.toSync)
+	if q.jr != nil {
+		defer close(q.jr.kick)
+	}
 	batch := make([]*op, 0, maxBatchOps)
 	for {
 		var first *op
@@ -171,7 +201,7 @@ func (q *Queue) committer() {
 func (q *Queue) runBatch(batch []*op) {
 	q.writeMu.Lock()
 	defer q.writeMu.Unlock()
-	w := &writer{q: q, txn: q.db.NewTransaction(true)}
+	w := newWriter(q)
 	for _, o := range batch {
 		if w.full() {
 			if err := w.flush(); err != nil {
@@ -215,7 +245,7 @@ func (q *Queue) syncer() {
 		pending = append(pending[:0], b)
 		n := len(b)
 		// Linger: under load, waiting a moment lets more commits share the
-		// sync, whose cost is mostly fixed (two msyncs over whole mappings).
+		// sync, whose cost is mostly fixed.
 		// A lone commit waits at most syncLinger; a full batch not at all.
 		linger := time.NewTimer(syncLinger)
 	drain:
@@ -243,9 +273,9 @@ func (q *Queue) syncer() {
 			}
 			break
 		}
-		err := q.db.Sync()
-		if err == nil {
-			err = q.syncRotatedWALs()
+		var err error
+		if q.jr != nil {
+			err = q.jr.sync()
 		}
 		q.syncs.Add(1)
 		for _, b := range pending {
@@ -264,39 +294,6 @@ func (q *Queue) syncer() {
 		}
 		clear(pending)
 	}
-}
-
-// syncRotatedWALs fsyncs the write-ahead logs of memtables Badger replaced since the last call.
-// DB.Sync syncs only the current memtable's log; when a batch filled a memtable, Badger moved it
-// aside (to be flushed to a table) without syncing its log, so a batch committed just before that
-// would be acknowledged while it sits only in the page cache. Every *.mem file is synced: there
-// are at most a few (the current one and those waiting to be flushed), and rotations are rare
-// (one per memtable's worth of writes). A log deleted meanwhile was flushed to a synced table.
-func (q *Queue) syncRotatedWALs() error {
-	r := q.memRotations.Load()
-	if r == q.memSynced {
-		return nil
-	}
-	files, err := filepath.Glob(filepath.Join(q.o.Dir, "*.mem"))
-	if err != nil {
-		return err
-	}
-	for _, name := range files {
-		f, err := os.Open(name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", filepath.Base(name), err)
-		}
-	}
-	q.memSynced = r
-	return nil
 }
 
 func (q *Queue) finish(o *op) {
@@ -445,6 +442,13 @@ func (q *Queue) gcLoop(interval time.Duration) {
 			// rare and short for a queue whose events are mostly deleted.
 			q.writeMu.Lock()
 			err := q.db.RunValueLogGC(gcDiscardRatio)
+			if err == nil {
+				// GC moved the live entries of a file into unsynced writes and deleted the
+				// file; those writes are not in the journal, so Badger is synced at once.
+				if cerr := q.checkpointAll(); cerr != nil {
+					q.log.Error("queue: checkpoint after value-log gc", "err", cerr)
+				}
+			}
 			q.writeMu.Unlock()
 			if err == nil {
 				q.vlogSinceGC.Store(0)

@@ -214,28 +214,3 @@ func BenchmarkDeliver(b *testing.B) {
 	done.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }
-
-// TestMemtableRotationSynced: when a batch fills Badger's memtable, Badger replaces it without
-// syncing its write-ahead log; the syncer notices the rotation (through Badger's debug line) and
-// syncs the replaced logs before acknowledging anything. The test fails if the rotation is never
-// seen (a Badger upgrade changed the line) or if an acknowledgement precedes the sync.
-func TestMemtableRotationSynced(t *testing.T) {
-	q := openDisk(t, Options{Dir: t.TempDir(), tweak: func(o *badger.Options) {
-		o.MemTableSize = 256 << 10
-	}})
-	body := []byte(strings.Repeat("m", 900)) // under the value threshold: kept in the memtable
-	ctx := context.Background()
-	for i := 0; q.memRotations.Load() < 3; i++ {
-		if i == 5000 {
-			t.Fatalf("no memtable rotation seen after %d events of %d bytes: Badger's %q debug line changed?", i, len(body), memtableRotated)
-		}
-		ev := &Event{Channel: "c", Provider: "meta", Body: body, Backends: []string{"b"}}
-		if _, err := q.Enqueue(ctx, ev, 0); err != nil {
-			t.Fatal(err)
-		}
-		// Sequential enqueues: every rotation so far happened before this event's sync.
-		if got, want := q.memSynced, q.memRotations.Load(); got != want {
-			t.Fatalf("event %d acknowledged with the logs of rotations up to %d synced, %d rotations seen", i, got, want)
-		}
-	}
-}

@@ -4,8 +4,12 @@
 // Start with Open and Options. The relay calls Enqueue for every authenticated callback and
 // answers the provider only when Enqueue returns: by then the event and one pending delivery per
 // backend are fsynced. Concurrent Enqueues share one fsync (group commit): a single committer
-// goroutine is the only writer of the database; it takes every request waiting for it, writes
-// them in one transaction, syncs once and wakes all their callers.
+// goroutine is the only writer of the database; it takes every request waiting for it and writes
+// them in one transaction, which it first appends to the queue's journal (a redo log of two
+// reused segment files, see journal.go); a syncer goroutine fdatasyncs the journal once for all
+// the transactions written meanwhile and wakes their callers. Badger runs without syncs and is
+// synced in the background at checkpoints; Open applies the journal's records after the last
+// checkpoint again, so what a crash or power cut took from Badger's unsynced files comes back.
 //
 // Delivery is pulled: a delivery worker for a backend calls Next, which blocks until a delivery
 // is due and allowed by the ordering rules, leases it (in memory only) and returns it with its

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +126,8 @@ type Options struct {
 
 	// tweak lets white-box tests adjust Badger's options (small files to exercise GC).
 	tweak func(*badger.Options)
+	// segmentSize is the journal's segment size (default defaultSegmentSize); tests make it small.
+	segmentSize int64
 }
 
 // Event is one callback stored by the queue.
@@ -207,10 +208,10 @@ type Queue struct {
 	// A delivery with a higher id is committed but its Enqueue hook has not run yet.
 	notified atomic.Pointer[string]
 
-	// memRotations counts Badger's memtable rotations; memSynced (syncer only) is the count
-	// up to which the write-ahead logs of replaced memtables have been fsynced.
-	memRotations atomic.Uint64
-	memSynced    uint64
+	// jr is the journal (nil InMemory): see journal.go.
+	jr *journal
+	// skipCloseCheckpoint (tests) makes Close leave the journal as a crash would.
+	skipCloseCheckpoint bool
 
 	vlogSinceGC atomic.Int64  // bytes of event records written since the last GC cycle
 	gcKick      chan struct{} // runs a GC cycle before the period ends
@@ -258,7 +259,7 @@ func Open(o Options) (*Queue, error) {
 			WithValueThreshold(valueThreshold).
 			WithValueLogFileSize(valueLogFileSize)
 	}
-	bo = bo.WithSyncWrites(false). // the committer syncs once per batch (group commit)
+	bo = bo.WithSyncWrites(false). // the journal is synced once per group of commits; Badger at checkpoints
 					WithNumMemtables(numMemtables).
 					WithNumCompactors(2).
 					WithNumGoroutines(2).
@@ -276,15 +277,30 @@ func Open(o Options) (*Queue, error) {
 		return nil, fmt.Errorf("queue: open badger: %w", err)
 	}
 	q.db = db
+	if !o.InMemory {
+		if err := q.openJournal(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := q.loadMeta(); err != nil {
-		db.Close()
+		q.closeFiles()
 		return nil, err
 	}
 	wm := q.formatID(q.seq)
 	q.notified.Store(&wm)
 	if err := q.loadCounts(); err != nil {
-		db.Close()
+		q.closeFiles()
 		return nil, err
+	}
+	if q.jr != nil {
+		// Everything replayed or written by loadMeta is made durable, and a new epoch starts.
+		if err := q.checkpointAll(); err != nil {
+			q.closeFiles()
+			return nil, fmt.Errorf("queue: open: checkpoint: %w", err)
+		}
+		q.wg.Add(1)
+		go q.checkpointer()
 	}
 	q.measureSize()
 	q.wg.Add(3)
@@ -434,10 +450,15 @@ func (q *Queue) Close() error {
 			s.mu.Unlock()
 		}
 		q.wg.Wait()
+		var cpErr error
+		if q.jr != nil && !q.skipCloseCheckpoint {
+			// The next Open has nothing to replay.
+			cpErr = q.checkpointAll()
+		}
 		// Readers (Get, DeadLetters, Next loading an event) hold mu.RLock around database
 		// access; taking the write lock waits for them.
 		q.mu.Lock()
-		q.closeErr = q.db.Close()
+		q.closeErr = errors.Join(cpErr, q.closeFiles())
 		q.mu.Unlock()
 		if q.closeErr != nil {
 			q.closeErr = fmt.Errorf("queue: close: %w", q.closeErr)
@@ -621,25 +642,12 @@ func (q *Queue) SyncStats() (commits, syncs uint64) {
 	return q.commits.Load(), q.syncs.Load()
 }
 
-// badgerLogger sends Badger's log lines to slog; Badger's chatty INFO lines go to DEBUG. It also
-// counts memtable rotations, which Badger announces only through a debug line (see
-// Queue.syncRotatedWALs).
+// badgerLogger sends Badger's log lines to slog; Badger's chatty INFO and DEBUG lines go to DEBUG.
 type badgerLogger struct {
-	l         *slog.Logger
-	rotations *atomic.Uint64
+	l *slog.Logger
 }
 
-// badgerLogger returns the queue's logger for Badger; on disk it also counts memtable rotations.
-func (q *Queue) badgerLogger() badgerLogger {
-	if q.o.InMemory {
-		return badgerLogger{l: q.log} // no write-ahead logs to sync
-	}
-	return badgerLogger{l: q.log, rotations: &q.memRotations}
-}
-
-// memtableRotated is how Badger's debug line starts when ensureRoomForWrite replaces a full
-// memtable (TestMemtableRotationSynced fails if a Badger upgrade changes it).
-const memtableRotated = "Flushing memtable, mt.size"
+func (q *Queue) badgerLogger() badgerLogger { return badgerLogger{l: q.log} }
 
 func (b badgerLogger) Errorf(f string, a ...any) {
 	b.l.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
@@ -655,9 +663,6 @@ func (b badgerLogger) Infof(f string, a ...any) {
 	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
 }
 func (b badgerLogger) Debugf(f string, a ...any) {
-	if b.rotations != nil && strings.HasPrefix(f, memtableRotated) {
-		b.rotations.Add(1)
-	}
 	// Badger writes several debug lines per write batch: format them only when they are kept.
 	if !b.l.Enabled(context.Background(), slog.LevelDebug) {
 		return
@@ -670,4 +675,33 @@ func trimNL(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// openJournal opens the journal and applies what it holds beyond the last checkpoint.
+func (q *Queue) openJournal() error {
+	jr, err := openJournal(q.o.Dir, q.o.segmentSize)
+	if err != nil {
+		return fmt.Errorf("queue: open journal: %w", err)
+	}
+	records, mutations, last, err := jr.replay(q.db)
+	if err != nil {
+		jr.close()
+		return fmt.Errorf("queue: replay journal: %w", err)
+	}
+	if records > 0 {
+		q.log.Warn("queue: journal replayed after an unclean stop", "records", records,
+			"mutations", mutations, "from_epoch", jr.cp+1, "to_epoch", last)
+	}
+	jr.epoch = last
+	q.jr = jr
+	return nil
+}
+
+// closeFiles closes Badger and the journal.
+func (q *Queue) closeFiles() error {
+	err := q.db.Close()
+	if q.jr != nil {
+		q.jr.close()
+	}
+	return err
 }

@@ -394,6 +394,10 @@ backend "crm" {
 		t.Logf("round %d: sent %d, acknowledged so far %d, transport errors %d (the kill); delivered before the kill %d",
 			round, load.sent.Load(), len(acked), load.failed.Load(), be.count())
 		proc = startRelay(t, bin, cfg, admin, logs)
+		// The killed process left its journal behind: the restart applies it again.
+		if n := strings.Count(logs.String(), "journal replayed"); n != round {
+			t.Errorf("round %d: %d journal replays logged, want %d:\n%s", round, n, round, logs.Tail())
+		}
 	}
 
 	var missing []string
