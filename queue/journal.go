@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,9 +89,9 @@ type journal struct {
 	// kick asks the checkpointer to checkpoint an epoch; the committer closes it when it exits.
 	kick chan uint64
 
-	// badgerMu serialises syncBadger; vlogFrom is the lowest value-log file id that may hold
-	// writes not yet synced.
-	badgerMu sync.Mutex
+	// cpMu serialises checkpoints (the checkpointer's and checkpointAll's); vlogFrom is the
+	// lowest value-log file id that may hold writes not yet synced.
+	cpMu     sync.Mutex
 	vlogFrom uint64
 }
 
@@ -144,7 +146,8 @@ func (j *journal) readCheckpoint() (uint64, error) {
 	return binary.BigEndian.Uint64(b), nil
 }
 
-// writeCheckpoint records epoch e as checkpointed (if it is later than the recorded one).
+// writeCheckpoint records epoch e as checkpointed (if it is later than the recorded one). The
+// caller holds cpMu.
 func (j *journal) writeCheckpoint(e uint64) error {
 	j.mu.Lock()
 	if e <= j.cp {
@@ -270,16 +273,16 @@ func (j *journal) sync() error {
 	return nil
 }
 
-// replay applies the records of the epochs after the checkpoint to db, in order, and returns
-// how many records and mutations it applied and the last epoch it found.
-func (j *journal) replay(db *badger.DB) (records, mutations int, last uint64, err error) {
+// replay passes the mutations of the records of the epochs after the checkpoint to apply, in
+// order, and returns how many records and mutations there were and the last epoch it found.
+func (j *journal) replay(apply func(set bool, e *badger.Entry) error) (records, mutations int, last uint64, err error) {
 	type seg struct {
 		data  []byte
 		epoch uint64
 	}
 	var segs []seg
 	for i, f := range j.seg {
-		data, err := readAll(f)
+		data, err := io.ReadAll(io.NewSectionReader(f, 0, math.MaxInt64))
 		if err != nil {
 			return 0, 0, 0, err
 		}
@@ -291,61 +294,23 @@ func (j *journal) replay(db *badger.DB) (records, mutations int, last uint64, er
 		segs[0], segs[1] = segs[1], segs[0]
 	}
 	last = j.cp
-	txn := db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	apply := func(set bool, e *badger.Entry) error {
-		var err error
-		if set {
-			err = txn.SetEntry(e)
-		} else {
-			err = txn.Delete(e.Key)
-		}
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err = txn.Commit(); err != nil {
-				return err
-			}
-			txn = db.NewTransaction(true)
-			if set {
-				err = txn.SetEntry(e)
-			} else {
-				err = txn.Delete(e.Key)
-			}
-		}
-		return err
-	}
 	for _, s := range segs {
 		for off := int64(0); ; {
 			payload, ok := recordAt(s.data, off, s.epoch)
 			if !ok {
 				break
 			}
-			off += recordHeaderSize + int64(len(payload))
 			n, err := decodeMutations(payload, apply)
 			if err != nil {
 				return records, mutations, last, fmt.Errorf("journal: epoch %d record at %d: %w", s.epoch, off, err)
 			}
+			off += recordHeaderSize + int64(len(payload))
 			records++
 			mutations += n
 		}
-		last = max(last, s.epoch)
-	}
-	if err := txn.Commit(); err != nil {
-		return records, mutations, last, err
+		last = s.epoch
 	}
 	return records, mutations, last, nil
-}
-
-func readAll(f *os.File) ([]byte, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, fi.Size())
-	n, err := f.ReadAt(b, 0)
-	if n == len(b) {
-		err = nil
-	}
-	return b[:n], err
 }
 
 func firstEpoch(data []byte) (uint64, bool) {
@@ -419,15 +384,25 @@ func cutBytes(p []byte) (b, rest []byte, ok bool) {
 	return p[m : m+int(l)], p[m+int(l):], true
 }
 
+// checkpoint makes everything committed to Badger so far durable and records epoch e as
+// checkpointed.
+func (q *Queue) checkpoint(e uint64) error {
+	q.jr.cpMu.Lock()
+	defer q.jr.cpMu.Unlock()
+	if err := q.syncBadger(); err != nil {
+		return err
+	}
+	return q.jr.writeCheckpoint(e)
+}
+
 // syncBadger makes everything committed to Badger so far durable. DB.Sync syncs only the
 // current memtable's log and the current value-log file; without SyncWrites Badger syncs neither
 // when it replaces them, so the logs of memtables waiting to be flushed and the value-log files
 // written since the last call are synced here too, and the directory (Badger creates memtable
 // logs without syncing it).
+// The caller holds cpMu.
 func (q *Queue) syncBadger() error {
 	j := q.jr
-	j.badgerMu.Lock()
-	defer j.badgerMu.Unlock()
 	if err := q.db.Sync(); err != nil {
 		return err
 	}
@@ -472,16 +447,14 @@ func syncFile(name string) error {
 	return nil
 }
 
-// checkpointer checkpoints the epochs the committer finishes, until the committer exits.
+// checkpointer checkpoints the epochs the committer finishes, until the committer exits. A
+// failed checkpoint is retried; meanwhile a committer needing the segment fails its batch.
 func (q *Queue) checkpointer() {
 	defer q.wg.Done()
 	j := q.jr
 	for e := range j.kick {
 		for {
-			err := q.syncBadger()
-			if err == nil {
-				err = j.writeCheckpoint(e)
-			}
+			err := q.checkpoint(e)
 			if err == nil {
 				break
 			}
@@ -505,10 +478,7 @@ func (q *Queue) checkpointer() {
 // as checkpointed and starts the next one. The caller holds writeMu (or is Open or Close), so
 // no transaction is being written.
 func (q *Queue) checkpointAll() error {
-	if err := q.syncBadger(); err != nil {
-		return err
-	}
-	if err := q.jr.writeCheckpoint(q.jr.epoch); err != nil {
+	if err := q.checkpoint(q.jr.epoch); err != nil {
 		return err
 	}
 	q.jr.restart()

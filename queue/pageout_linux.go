@@ -60,19 +60,20 @@ func vlogMappings(dir string) ([]mapping, error) {
 // Sealed files were synced when Badger finished them, so their pages are clean and the kernel
 // drops them without I/O; a body read later (a backlog's delivery) is read back from disk.
 // MADV_PAGEOUT only moves pages out of memory, never changes what they hold, so it is harmless
-// even on a range that was remapped meanwhile; it is done under writeMu anyway, where Badger
-// neither rotates nor deletes value-log files. Kernels before 5.4 reject it (EINVAL): nothing
+// even on a range that was remapped since /proc/self/maps was read (outside the lock, so commits
+// wait only for the madvise calls); the calls are made under writeMu anyway, where Badger neither
+// rotates nor deletes value-log files. Kernels before 5.4 reject it (EINVAL): nothing
 // happens then.
 func (q *Queue) pageOutSealedLogs() {
 	if q.absDir == "" || q.pageOutUnsupported {
 		return
 	}
-	q.writeMu.Lock()
-	defer q.writeMu.Unlock()
 	maps, err := vlogMappings(q.absDir)
 	if err != nil || len(maps) < 2 {
 		return
 	}
+	q.writeMu.Lock()
+	defer q.writeMu.Unlock()
 	var newest uint64
 	for _, m := range maps {
 		newest = max(newest, m.fid)

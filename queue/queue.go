@@ -683,7 +683,20 @@ func (q *Queue) openJournal() error {
 	if err != nil {
 		return fmt.Errorf("queue: open journal: %w", err)
 	}
-	records, mutations, last, err := jr.replay(q.db)
+	// The records go through a writer like the committer's; q.jr is not set yet, so they are
+	// not journaled again.
+	w := newWriter(q)
+	records, mutations, last, err := jr.replay(func(set bool, e *badger.Entry) error {
+		if set {
+			return w.set(e)
+		}
+		return w.delete(e.Key)
+	})
+	if err == nil {
+		err = w.commit()
+	} else {
+		w.txn.Discard()
+	}
 	if err != nil {
 		jr.close()
 		return fmt.Errorf("queue: replay journal: %w", err)
