@@ -176,6 +176,6 @@ func eventJSON(ev *queue.Event) EventJSON {
 	return EventJSON{
 		ID: ev.ID, Channel: ev.Channel, Provider: ev.Provider, ProviderEventID: ev.ProviderEventID,
 		OrderKey: ev.OrderKey, ReceivedAt: ev.ReceivedAt, Method: ev.Method, Path: ev.Path,
-		Header: ev.Header, Body: ev.Body, Backends: ev.Backends,
+		Header: redactHeaders(ev.Header), Body: ev.Body, Backends: ev.Backends,
 	}
 }

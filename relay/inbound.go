@@ -121,7 +121,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		ReceivedAt:      start.UTC(),
 		Method:          r.Method,
 		Path:            r.URL.RequestURI(),
-		Header:          forwardHeaders(r.Header),
+		Header:          forwardHeaders(r.Header, ch.AuthHeaders),
 		Body:            body,
 		Backends:        backends,
 	}
@@ -272,7 +272,10 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Cookie", "Content-Length",
 }
 
-func forwardHeaders(h http.Header) map[string][]string {
+// forwardHeaders is what an event keeps of its callback's headers: all but
+// hop-by-hop headers, Host, Authorization, Cookie, Content-Length and the
+// headers the channel's auth blocks read (authHeaders, canonical names).
+func forwardHeaders(h http.Header, authHeaders []string) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, v := range h {
 		out[k] = v
@@ -283,6 +286,9 @@ func forwardHeaders(h http.Header) map[string][]string {
 		}
 	}
 	for _, k := range hopHeaders {
+		delete(out, k)
+	}
+	for _, k := range authHeaders {
 		delete(out, k)
 	}
 	return out
