@@ -161,7 +161,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
 	}
 	s.adminLn = ln
-	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.admin = &http.Server{Handler: closeAfterChunked(s.adminHandler()), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
 
@@ -191,7 +191,7 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 		return fmt.Errorf("listener %q on %s: %w", lc.Name, lc.Address, err)
 	}
 	l := &listener{cfg: lc, ln: ln}
-	var h http.Handler = s.listenerHandler(lc.Name)
+	var h http.Handler = closeAfterChunked(s.listenerHandler(lc.Name))
 	l.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: lc.ReadTimeout,
