@@ -390,11 +390,10 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 	spec.TLS = tc
 	for _, ac := range u.CallerAuth {
 		spec.CallerAuth = append(spec.CallerAuth, ac.Verifier)
-		if ac.Header != nil {
-			// The caller's relay credential is not the BSP's business.
-			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
-		}
 	}
+	// The caller's relay credential is not the BSP's business, whatever
+	// scheme carries it.
+	spec.StripHeaders = authHeaderNames(u.CallerAuth)
 	for _, ic := range u.Inject {
 		switch ic.Type {
 		case "header":
