@@ -189,8 +189,9 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 
 // adminClient talks to the admin API.
 type adminClient struct {
-	base string
-	http *http.Client
+	base  string
+	token string // EDGERELAY_ADMIN_TOKEN
+	http  *http.Client
 }
 
 func adminFlags(fs *flag.FlagSet) (cfgPath, admin *string) {
@@ -214,7 +215,7 @@ func newAdminClient(cfgPath, admin string, stderr io.Writer) *adminClient {
 		}
 		base = "http://" + host
 	}
-	return &adminClient{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	return &adminClient{base: strings.TrimRight(base, "/"), token: os.Getenv("EDGERELAY_ADMIN_TOKEN"), http: &http.Client{Timeout: 30 * time.Second}}
 }
 
 func (c *adminClient) do(method, path string, q url.Values, out any) error {
@@ -225,6 +226,12 @@ func (c *adminClient) do(method, path string, q url.Values, out any) error {
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		return err
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // the admin API refuses other writes
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -246,14 +253,14 @@ func (c *adminClient) do(method, path string, q url.Values, out any) error {
 }
 
 type deadLetter struct {
-	EventID    string    `json:"EventID"`
-	Backend    string    `json:"Backend"`
-	Channel    string    `json:"Channel"`
-	Provider   string    `json:"Provider"`
-	Attempts   int       `json:"Attempts"`
-	LastError  string    `json:"LastError"`
-	ReceivedAt time.Time `json:"ReceivedAt"`
-	DeadAt     time.Time `json:"DeadAt"`
+	EventID    string    `json:"event_id"`
+	Backend    string    `json:"backend"`
+	Channel    string    `json:"channel"`
+	Provider   string    `json:"provider"`
+	Attempts   int       `json:"attempts"`
+	LastError  string    `json:"last_error"`
+	ReceivedAt time.Time `json:"received_at"`
+	DeadAt     time.Time `json:"dead_at"`
 }
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) int {
