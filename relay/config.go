@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -60,12 +59,6 @@ type QueueConfig struct {
 	Retain time.Duration
 	// GCInterval is the value-log GC period; default 1m.
 	GCInterval time.Duration
-}
-
-// AdminConfig is the admin listener (health, metrics, dead letters).
-type AdminConfig struct {
-	// Address defaults to 127.0.0.1:9090.
-	Address string
 }
 
 // ListenerConfig is one HTTP(S) listener.
@@ -335,13 +328,7 @@ func (v *validator) build(fc *fileConfig) *Config {
 		cfg.Queue.GCInterval = v.duration(q.GCInterval, q.GCIntervalRange, "gc_interval", time.Minute)
 	}
 
-	cfg.Admin.Address = "127.0.0.1:9090"
-	if a := fc.Admin; a != nil && a.Address != nil {
-		cfg.Admin.Address = *a.Address
-		if _, _, err := net.SplitHostPort(*a.Address); err != nil {
-			v.errorf(a.AddressRange, "invalid address", "admin address %q: %v", *a.Address, err)
-		}
-	}
+	cfg.Admin = v.admin(fc.Admin, fc.DataDirRange.Filename)
 
 	listeners := map[string]*ListenerConfig{}
 	addrs := map[string]string{}

@@ -7,14 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
 
 // adminClient talks to the admin API.
 type adminClient struct {
-	base string
-	http *http.Client
+	base  string
+	token string // EDGERELAY_ADMIN_TOKEN
+	http  *http.Client
 }
 
 func adminFlags(fs *flag.FlagSet) (cfgPath, admin *string) {
@@ -38,7 +40,7 @@ func newAdminClient(cfgPath, admin string, stderr io.Writer) *adminClient {
 		}
 		base = "http://" + host
 	}
-	return &adminClient{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	return &adminClient{base: strings.TrimRight(base, "/"), token: os.Getenv("EDGERELAY_ADMIN_TOKEN"), http: &http.Client{Timeout: 30 * time.Second}}
 }
 
 func (c *adminClient) do(method, path string, q url.Values, out any) error {
@@ -49,6 +51,12 @@ func (c *adminClient) do(method, path string, q url.Values, out any) error {
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		return err
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // the admin API refuses other writes
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -11,14 +11,14 @@ import (
 )
 
 type deadLetter struct {
-	EventID    string    `json:"EventID"`
-	Backend    string    `json:"Backend"`
-	Channel    string    `json:"Channel"`
-	Provider   string    `json:"Provider"`
-	Attempts   int       `json:"Attempts"`
-	LastError  string    `json:"LastError"`
-	ReceivedAt time.Time `json:"ReceivedAt"`
-	DeadAt     time.Time `json:"DeadAt"`
+	EventID    string    `json:"event_id"`
+	Backend    string    `json:"backend"`
+	Channel    string    `json:"channel"`
+	Provider   string    `json:"provider"`
+	Attempts   int       `json:"attempts"`
+	LastError  string    `json:"last_error"`
+	ReceivedAt time.Time `json:"received_at"`
+	DeadAt     time.Time `json:"dead_at"`
 }
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) int {
