@@ -118,7 +118,7 @@ backend "b1" {
 	// headers that no auth block read redacted.
 	admin := "http://" + r.s.AdminAddr()
 	var list struct {
-		DeadLetters []struct{ EventID string } `json:"dead_letters"`
+		DeadLetters []DeadLetterJSON `json:"dead_letters"`
 	}
 	getJSON(t, admin+"/api/v1/deadletters", &list)
 	if len(list.DeadLetters) != 2 {
