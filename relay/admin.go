@@ -176,6 +176,20 @@ func eventJSON(ev *queue.Event) EventJSON {
 	return EventJSON{
 		ID: ev.ID, Channel: ev.Channel, Provider: ev.Provider, ProviderEventID: ev.ProviderEventID,
 		OrderKey: ev.OrderKey, ReceivedAt: ev.ReceivedAt, Method: ev.Method, Path: ev.Path,
-		Header: ev.Header, Body: ev.Body, Backends: ev.Backends,
+		Header: redactAuthorization(ev.Header), Body: ev.Body, Backends: ev.Backends,
 	}
+}
+
+// redactAuthorization hides the BSP's Authorization header (stored only for
+// backends with pass_authorization) from the admin API.
+func redactAuthorization(h map[string][]string) map[string][]string {
+	if _, ok := h["Authorization"]; !ok {
+		return h
+	}
+	out := make(map[string][]string, len(h))
+	for k, v := range h {
+		out[k] = v
+	}
+	out["Authorization"] = []string{"[redacted]"}
+	return out
 }

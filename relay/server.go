@@ -35,6 +35,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
 	relaytls "github.com/edgerelay/edgerelay/tls"
 )
@@ -87,7 +88,9 @@ type state struct {
 	cfg       *Config
 	listeners map[string]*ListenerConfig
 	channels  map[string]map[string]*ChannelConfig // listener → path → channel
-	upstreams map[string]*outbound.Router          // listener → its upstreams (longest prefix wins)
+	prefixes  map[string][]prefixChannel           // listener → prefix channels, longest first
+	byName    map[string]*ChannelConfig
+	upstreams map[string]*outbound.Router // listener → its upstreams (longest prefix wins)
 	backends  map[string]*BackendConfig
 }
 
@@ -313,6 +316,8 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		cfg:       cfg,
 		listeners: map[string]*ListenerConfig{},
 		channels:  map[string]map[string]*ChannelConfig{},
+		prefixes:  prefixChannels(cfg.Channels),
+		byName:    map[string]*ChannelConfig{},
 		upstreams: map[string]*outbound.Router{},
 		backends:  map[string]*BackendConfig{},
 	}
@@ -323,7 +328,10 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		if st.channels[ch.Listener] == nil {
 			st.channels[ch.Listener] = map[string]*ChannelConfig{}
 		}
-		st.channels[ch.Listener][ch.Path] = ch
+		st.byName[ch.Name] = ch
+		if !strings.HasSuffix(ch.Path, "/*") {
+			st.channels[ch.Listener][ch.Path] = ch
+		}
 	}
 	for _, b := range cfg.Backends {
 		st.backends[b.Name] = b
@@ -395,25 +403,28 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
 		}
 	}
-	for _, ic := range u.Inject {
-		switch ic.Type {
-		case "header":
-			spec.Inject = append(spec.Inject, outbound.HeaderInject{Name: ic.Name, Value: ic.Value})
-		case "basic":
-			spec.Inject = append(spec.Inject, outbound.BasicInject{Username: ic.Username, Password: ic.Password})
-		case "bearer":
-			spec.Inject = append(spec.Inject, outbound.BearerInject{Token: ic.Token, Expires: ic.Expires})
-		case "oauth2":
-			oi := outbound.OAuth2Inject{TokenURL: ic.TokenURL, ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Scopes: ic.Scopes}
-			if ic.OAuthTrust != nil {
-				if oi.TLS, err = clientTLS(*ic.OAuthTrust); err != nil {
-					return spec, err
-				}
-			}
-			spec.Inject = append(spec.Inject, oi)
-		}
+	if spec.Inject, err = injectSpecs(u.Inject); err != nil {
+		return spec, err
 	}
+	spec.Proxy, spec.Rate = u.Proxy, u.Rate
 	return spec, nil
+}
+
+// injectSpecs turns inject blocks into what package inject runs, building
+// the TLS of oauth2 blocks that name their own trust store.
+func injectSpecs(ics []InjectConfig) ([]inject.Spec, error) {
+	var out []inject.Spec
+	for _, ic := range ics {
+		var tc *stdtls.Config
+		if ic.OAuthTrust != nil {
+			var err error
+			if tc, err = clientTLS(*ic.OAuthTrust); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, injectSpec(ic, tc))
+	}
+	return out, nil
 }
 
 // clientTLS builds the outbound TLS config of a trust setting (nil trust
