@@ -43,6 +43,16 @@ type Config struct {
 	// Certificates lists every certificate the file names (static,
 	// client, trust stores) with its expiry, for `edgerelay validate`.
 	Certificates []string
+	// TrustCerts are the trust-store and client certificates by owner
+	// (listener, backend, upstream), exported while running as
+	// edgerelay_trust_certificate_expiry_seconds.
+	TrustCerts []TrustCert
+}
+
+// TrustCert is one trust-store or client certificate and its end date.
+type TrustCert struct {
+	Owner, Subject string
+	NotAfter       time.Time
 }
 
 // LogConfig selects the log level ("debug", "info" (default), "warn",
@@ -277,6 +287,7 @@ func ParseConfig(name, abs string, src []byte) (*Config, hcl.Diagnostics) {
 	cfg := v.build(&fc)
 	cfg.File, cfg.Dir = abs, dir
 	cfg.Certificates = v.certs
+	cfg.TrustCerts = v.trustCerts
 	sort.SliceStable(v.diags, func(i, j int) bool { return diagBefore(v.diags[i], v.diags[j]) })
 	diags = append(diags, v.diags...)
 	if diags.HasErrors() {
@@ -335,6 +346,9 @@ type validator struct {
 	ctx   *hcl.EvalContext
 	diags hcl.Diagnostics
 	certs []string // certificate expiries, for validate's report
+	// owner is the block being validated ("backend crm"), for TrustCerts.
+	owner      string
+	trustCerts []TrustCert
 }
 
 func (v *validator) build(fc *fileConfig) *Config {

@@ -38,6 +38,8 @@ func (v *validator) httpURL(s string, rng hcl.Range, what string) {
 
 func (v *validator) backend(bb *backendBlock) *BackendConfig {
 	b := &BackendConfig{Name: bb.Name, URL: bb.URL}
+	v.owner = "backend " + bb.Name
+	defer func() { v.owner = "" }()
 	v.backendURL(bb.URL, bb.URLRange)
 	b.Timeout = v.duration(bb.Timeout, bb.TimeoutRange, "timeout", 10*time.Second)
 	b.Concurrency = v.positive(bb.Concurrency, bb.ConcurrencyRange, "concurrency", 16, false)
@@ -313,6 +315,8 @@ func scrubErr(err error, secrets ...string) string {
 
 func (v *validator) upstream(ub *upstreamBlock, listeners map[string]*ListenerConfig) *UpstreamConfig {
 	u := &UpstreamConfig{Name: ub.Name, Listener: ub.Listener, Path: ub.Path, BaseURL: ub.BaseURL, AllowPaths: ub.AllowPaths}
+	v.owner = "upstream " + ub.Name
+	defer func() { v.owner = "" }()
 	if _, ok := listeners[ub.Listener]; !ok {
 		v.errorf(ub.ListenerRange, "unknown listener", "upstream %q names listener %q, which is not defined%s", ub.Name, ub.Listener, didYouMean(ub.Listener, keys(listeners)))
 	}
