@@ -3,6 +3,7 @@ package relay
 import (
 	stdtls "crypto/tls"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/url"
@@ -164,7 +165,10 @@ func (v *validator) injects(blocks []injectBlock, owner string, trustPassword *s
 					}
 					pem, err := os.ReadFile(resolvePath(v.dir, *b.PrivateKeyFile))
 					if err != nil {
-						v.errorf(b.PrivateKeyRange, "unreadable file", "private_key_file: %v", err)
+						if pe, ok := err.(*fs.PathError); ok {
+							err = pe.Err
+						}
+						v.errorf(b.PrivateKeyRange, "unreadable file", "private_key_file %q: %v", *b.PrivateKeyFile, err)
 						ok = false
 						break
 					}

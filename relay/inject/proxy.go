@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/http/httpproxy"
 )
@@ -25,6 +26,9 @@ func Proxy(setting string) (func(*http.Request) (*url.URL, error), error) {
 	case "env":
 		f := httpproxy.FromEnvironment().ProxyFunc()
 		return func(r *http.Request) (*url.URL, error) { return f(r.URL) }, nil
+	}
+	if !strings.Contains(setting, "://") {
+		return nil, errors.New("proxy must be \"env\" or a URL such as http://[user:pass@]host:port (no scheme given)")
 	}
 	u, err := url.Parse(setting)
 	if err != nil {
