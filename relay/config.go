@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -60,12 +59,6 @@ type QueueConfig struct {
 	Retain time.Duration
 	// GCInterval is the value-log GC period; default 1m.
 	GCInterval time.Duration
-}
-
-// AdminConfig is the admin listener (health, metrics, dead letters).
-type AdminConfig struct {
-	// Address defaults to 127.0.0.1:9090.
-	Address string
 }
 
 // ListenerConfig is one HTTP(S) listener.
@@ -236,19 +229,20 @@ func ParseConfig(name, abs string, src []byte) (*Config, hcl.Diagnostics) {
 		return nil, diags
 	}
 	dir := filepath.Dir(abs)
+	// gohcl reports a missing required attribute or a failed expression
+	// and still decodes everything else, so the validator runs on what
+	// could be decoded: one pass reports every problem of the file.
 	var fc fileConfig
-	diags = append(diags, gohcl.DecodeBody(f.Body, evalContext(dir), &fc)...)
-	if diags.HasErrors() {
-		// gohcl walks attributes in map order: sort for stable output.
-		sort.SliceStable(diags, func(i, j int) bool { return diagBefore(diags[i], diags[j]) })
-		return nil, diags
-	}
-	v := &validator{dir: dir, ctx: evalContext(dir)}
+	decoded := gohcl.DecodeBody(f.Body, evalContext(dir), &fc)
+	v := &validator{dir: dir, file: name, ctx: evalContext(dir)}
 	cfg := v.build(&fc)
 	cfg.File, cfg.Dir = abs, dir
 	cfg.Certificates = v.certs
-	sort.SliceStable(v.diags, func(i, j int) bool { return diagBefore(v.diags[i], v.diags[j]) })
-	diags = append(diags, v.diags...)
+	diags = append(diags, decoded...)
+	diags = append(diags, withoutConsequences(v.diags, decoded)...)
+	diags = withoutUnknownEchoes(diags)
+	// gohcl walks attributes in map order: sort for stable output.
+	sort.SliceStable(diags, func(i, j int) bool { return diagBefore(diags[i], diags[j]) })
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -302,6 +296,7 @@ func resolvePath(dir, p string) string {
 // validator turns the decoded file into a Config, collecting every problem.
 type validator struct {
 	dir   string
+	file  string // the name diagnostics use
 	ctx   *hcl.EvalContext
 	diags hcl.Diagnostics
 	certs []string // certificate expiries, for validate's report
@@ -333,13 +328,7 @@ func (v *validator) build(fc *fileConfig) *Config {
 		cfg.Queue.GCInterval = v.duration(q.GCInterval, q.GCIntervalRange, "gc_interval", time.Minute)
 	}
 
-	cfg.Admin.Address = "127.0.0.1:9090"
-	if a := fc.Admin; a != nil && a.Address != nil {
-		cfg.Admin.Address = *a.Address
-		if _, _, err := net.SplitHostPort(*a.Address); err != nil {
-			v.errorf(a.AddressRange, "invalid address", "admin address %q: %v", *a.Address, err)
-		}
-	}
+	cfg.Admin = v.admin(fc.Admin, fc.DataDirRange.Filename)
 
 	listeners := map[string]*ListenerConfig{}
 	addrs := map[string]string{}
@@ -418,7 +407,7 @@ func (v *validator) build(fc *fileConfig) *Config {
 		}
 	}
 	if len(cfg.Channels) == 0 && len(cfg.Upstreams) == 0 {
-		v.errorf(hcl.Range{Filename: fc.DataDirRange.Filename, Start: hcl.InitialPos, End: hcl.InitialPos},
+		v.errorf(hcl.Range{Filename: v.file, Start: hcl.InitialPos, End: hcl.InitialPos},
 			"nothing to do", "the configuration has no channel and no upstream block")
 	}
 	return cfg

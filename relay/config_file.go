@@ -91,8 +91,38 @@ type acmeBlock struct {
 }
 
 type adminBlock struct {
-	Address      *string   `hcl:"address,optional"`
-	AddressRange hcl.Range `hcl:"address,attr_range"`
+	DefRange           hcl.Range         `hcl:",def_range"`
+	Address            *string           `hcl:"address,optional"`
+	AddressRange       hcl.Range         `hcl:"address,attr_range"`
+	Tokens             []adminTokenBlock `hcl:"token,block"`
+	Hosts              []string          `hcl:"hosts,optional"`
+	HostsRange         hcl.Range         `hcl:"hosts,attr_range"`
+	MetricsPublic      *bool             `hcl:"metrics_public,optional"`
+	MetricsPublicRange hcl.Range         `hcl:"metrics_public,attr_range"`
+	TLS                *adminTLSBlock    `hcl:"tls,block"`
+}
+
+type adminTokenBlock struct {
+	Name       string    `hcl:"name,label"`
+	NameRange  hcl.Range `hcl:"name,label_range"`
+	DefRange   hcl.Range `hcl:",def_range"`
+	Value      *string   `hcl:"value,optional"`
+	ValueRange hcl.Range `hcl:"value,attr_range"`
+	Role       *string   `hcl:"role,optional"`
+	RoleRange  hcl.Range `hcl:"role,attr_range"`
+}
+
+type adminTLSBlock struct {
+	DefRange         hcl.Range `hcl:",def_range"`
+	CertFile         *string   `hcl:"cert_file,optional"`
+	CertFileRange    hcl.Range `hcl:"cert_file,attr_range"`
+	KeyFile          *string   `hcl:"key_file,optional"`
+	KeyFileRange     hcl.Range `hcl:"key_file,attr_range"`
+	ClientCA         []string  `hcl:"client_ca,optional"`
+	ClientCARange    hcl.Range `hcl:"client_ca,attr_range"`
+	ClientCAPassword *string   `hcl:"client_ca_password,optional"`
+	MinVersion       *string   `hcl:"min_version,optional"`
+	MinVersionRange  hcl.Range `hcl:"min_version,attr_range"`
 }
 
 type channelBlock struct {

@@ -69,6 +69,8 @@ type Server struct {
 	listeners  map[string]*listener
 	admin      *http.Server
 	adminLn    net.Listener
+	adminTLS   *relaytls.Server // nil: plain HTTP
+	console    http.Handler     // the console under /ui/
 	deliverers map[string]*deliverer
 	proxies    map[string]*outbound.Proxy
 	tlsServers map[string]*relaytls.Server
@@ -163,7 +165,12 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
 	}
 	s.adminLn = ln
-	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := s.setupAdmin(cfg); err != nil {
+		ln.Close()
+		s.closeListeners()
+		q.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -265,11 +272,17 @@ func (s *Server) Start() error {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.adminTLS != nil {
+			err = s.admin.ServeTLS(s.adminLn, "", "")
+		} else {
+			err = s.admin.Serve(s.adminLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin listener stopped", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "address", s.adminLn.Addr().String())
+	s.log.Info("admin listening", "address", s.adminLn.Addr().String(), "tls", s.adminTLS != nil, "tokens", len(s.state.Load().cfg.Admin.Tokens))
 	s.syncDeliverers(s.state.Load())
 	s.bg.Add(1)
 	go func() {
@@ -453,6 +466,11 @@ func (s *Server) Reload() error {
 			s.log.Error("certificate reload failed, the old certificate stays", "listener", name, "err", err)
 		}
 	}
+	if s.adminTLS != nil {
+		if err := s.adminTLS.Reload(); err != nil {
+			s.log.Error("certificate reload failed, the old certificate stays", "listener", "admin", "err", err)
+		}
+	}
 	s.state.Store(st)
 	s.syncDeliverers(st)
 	s.metrics.reloads.WithLabelValues("applied").Inc()
@@ -468,6 +486,9 @@ func immutableChange(a, b *Config) string {
 	}
 	if a.Admin.Address != b.Admin.Address {
 		return "admin address"
+	}
+	if !reflect.DeepEqual(a.Admin.TLS, b.Admin.TLS) {
+		return "admin tls block (its files are re-read on reload; the block itself cannot change)"
 	}
 	if a.Queue != b.Queue {
 		return "queue block"
