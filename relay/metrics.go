@@ -75,10 +75,11 @@ var (
 	descSyncs    = prometheus.NewDesc("edgerelay_queue_syncs_total", "fsyncs done by the queue (group commit: far fewer than commits under load).", nil, nil)
 	descCredExp  = prometheus.NewDesc("edgerelay_credential_expiry_seconds", "Seconds until a credential expires (negative: expired).", []string{"owner", "credential"}, nil)
 	descCertExp  = prometheus.NewDesc("tls_certificate_expiry_seconds", "Seconds until a served certificate expires.", []string{"listener", "name"}, nil)
+	descTrustExp = prometheus.NewDesc("edgerelay_trust_certificate_expiry_seconds", "Seconds until a trust-store or client certificate expires (negative: expired), by owning block and subject.", []string{"owner", "subject"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descCredExp, descCertExp} {
+	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descCredExp, descCertExp, descTrustExp} {
 		ch <- d
 	}
 }
@@ -104,6 +105,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSyncs, prometheus.CounterValue, float64(syncs))
 	for _, e := range s.expiries() {
 		ch <- prometheus.MustNewConstMetric(descCredExp, prometheus.GaugeValue, e.at.Sub(now).Seconds(), e.owner, e.name)
+	}
+	for _, tc := range s.state.Load().cfg.TrustCerts {
+		ch <- prometheus.MustNewConstMetric(descTrustExp, prometheus.GaugeValue, tc.NotAfter.Sub(now).Seconds(), tc.Owner, tc.Subject)
 	}
 	for _, ci := range s.certificates() {
 		for _, n := range ci.Names {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
 	relaytls "github.com/edgerelay/edgerelay/tls"
 )
@@ -88,7 +89,9 @@ type state struct {
 	cfg       *Config
 	listeners map[string]*ListenerConfig
 	channels  map[string]map[string]*ChannelConfig // listener → path → channel
-	upstreams map[string]*outbound.Router          // listener → its upstreams (longest prefix wins)
+	prefixes  map[string][]prefixChannel           // listener → prefix channels, longest first
+	byName    map[string]*ChannelConfig
+	upstreams map[string]*outbound.Router // listener → its upstreams (longest prefix wins)
 	backends  map[string]*BackendConfig
 }
 
@@ -319,6 +322,8 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		cfg:       cfg,
 		listeners: map[string]*ListenerConfig{},
 		channels:  map[string]map[string]*ChannelConfig{},
+		prefixes:  prefixChannels(cfg.Channels),
+		byName:    map[string]*ChannelConfig{},
 		upstreams: map[string]*outbound.Router{},
 		backends:  map[string]*BackendConfig{},
 	}
@@ -329,7 +334,10 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		if st.channels[ch.Listener] == nil {
 			st.channels[ch.Listener] = map[string]*ChannelConfig{}
 		}
-		st.channels[ch.Listener][ch.Path] = ch
+		st.byName[ch.Name] = ch
+		if !strings.HasSuffix(ch.Path, "/*") {
+			st.channels[ch.Listener][ch.Path] = ch
+		}
 	}
 	for _, b := range cfg.Backends {
 		st.backends[b.Name] = b
@@ -401,25 +409,28 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
 		}
 	}
-	for _, ic := range u.Inject {
-		switch ic.Type {
-		case "header":
-			spec.Inject = append(spec.Inject, outbound.HeaderInject{Name: ic.Name, Value: ic.Value})
-		case "basic":
-			spec.Inject = append(spec.Inject, outbound.BasicInject{Username: ic.Username, Password: ic.Password})
-		case "bearer":
-			spec.Inject = append(spec.Inject, outbound.BearerInject{Token: ic.Token, Expires: ic.Expires})
-		case "oauth2":
-			oi := outbound.OAuth2Inject{TokenURL: ic.TokenURL, ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Scopes: ic.Scopes}
-			if ic.OAuthTrust != nil {
-				if oi.TLS, err = clientTLS(*ic.OAuthTrust); err != nil {
-					return spec, err
-				}
-			}
-			spec.Inject = append(spec.Inject, oi)
-		}
+	if spec.Inject, err = injectSpecs(u.Inject); err != nil {
+		return spec, err
 	}
+	spec.Proxy, spec.Rate = u.Proxy, u.Rate
 	return spec, nil
+}
+
+// injectSpecs turns inject blocks into what package inject runs, building
+// the TLS of oauth2 blocks that name their own trust store.
+func injectSpecs(ics []InjectConfig) ([]inject.Spec, error) {
+	var out []inject.Spec
+	for _, ic := range ics {
+		var tc *stdtls.Config
+		if ic.OAuthTrust != nil {
+			var err error
+			if tc, err = clientTLS(*ic.OAuthTrust); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, injectSpec(ic, tc))
+	}
+	return out, nil
 }
 
 // clientTLS builds the outbound TLS config of a trust setting (nil trust
@@ -590,9 +601,18 @@ func (s *Server) expiryWatch() {
 			left := time.Until(e.at)
 			switch {
 			case left <= 0:
-				s.log.Error("credential expired: callbacks using it are rejected", "owner", e.owner, "credential", e.name, "expired", e.at.Format(time.DateOnly))
+				s.log.Error("credential expired: callbacks using it are rejected, an injected one is no longer sent", "owner", e.owner, "credential", e.name, "expired", e.at.Format(time.DateOnly))
 			case left <= 14*24*time.Hour:
 				s.log.Warn("credential expires soon: rotate it", "owner", e.owner, "credential", e.name, "expires", e.at.Format(time.DateOnly), "days_left", int(left.Hours()/24))
+			}
+		}
+		for _, c := range s.state.Load().cfg.TrustCerts {
+			left := time.Until(c.NotAfter)
+			switch {
+			case left <= 0:
+				s.log.Error("trusted certificate expired", "owner", c.Owner, "subject", c.Subject, "expired", c.NotAfter.UTC().Format(time.DateOnly))
+			case left <= 30*24*time.Hour:
+				s.log.Warn("trusted certificate expires soon", "owner", c.Owner, "subject", c.Subject, "expires", c.NotAfter.UTC().Format(time.DateOnly), "days_left", int(left.Hours()/24))
 			}
 		}
 		select {
@@ -624,6 +644,11 @@ func (s *Server) expiries() []expiry {
 	for name, p := range s.proxies {
 		for _, x := range p.Expiries() {
 			out = append(out, expiry{owner: "upstream " + name, name: x.Name, at: x.At})
+		}
+	}
+	for name, d := range s.deliverers {
+		for _, x := range d.rt.Load().inject.Expiries() {
+			out = append(out, expiry{owner: "backend " + name, name: x.Name, at: x.At})
 		}
 	}
 	s.mu.Unlock()

@@ -1,0 +1,629 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// forwardProxy is an HTTP forward proxy for tests: absolute-URI requests
+// and CONNECT tunnels. Every host it is asked for is reached on 127.0.0.1
+// at the same port, so a relay can name hosts ("aicc.test") that only the
+// proxy can reach. It counts what it forwarded and checks credentials.
+type forwardProxy struct {
+	srv      *httptest.Server
+	user     string // "user:pass" required when set
+	mu       sync.Mutex
+	absolute map[string]int // host → absolute-URI requests
+	connects map[string]int // host → CONNECT tunnels
+	denied   atomic.Int32
+}
+
+func newForwardProxy(t *testing.T, user string) *forwardProxy {
+	t.Helper()
+	fp := &forwardProxy{user: user, absolute: map[string]int{}, connects: map[string]int{}}
+	tr := &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, loopback(addr))
+		},
+	}
+	fp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fp.user != "" {
+			want := "Basic " + base64.StdEncoding.EncodeToString([]byte(fp.user))
+			if r.Header.Get("Proxy-Authorization") != want {
+				fp.denied.Add(1)
+				w.Header().Set("Proxy-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusProxyAuthRequired)
+				return
+			}
+		}
+		if r.Method == http.MethodConnect {
+			fp.mu.Lock()
+			fp.connects[r.Host]++
+			fp.mu.Unlock()
+			up, err := net.Dial("tcp", loopback(r.Host))
+			if err != nil {
+				w.WriteHeader(http.StatusBadGateway)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				up.Close()
+				return
+			}
+			go func() {
+				if n := buf.Reader.Buffered(); n > 0 {
+					b, _ := buf.Reader.Peek(n)
+					up.Write(b)
+				}
+				io.Copy(up, conn)
+				up.Close()
+			}()
+			io.Copy(conn, up)
+			conn.Close()
+			return
+		}
+		if !r.URL.IsAbs() {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		fp.mu.Lock()
+		fp.absolute[r.URL.Host]++
+		fp.mu.Unlock()
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		out.Header.Del("Proxy-Authorization")
+		out.Header.Del("Proxy-Connection")
+		res, err := tr.RoundTrip(out)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		for k, v := range res.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(res.StatusCode)
+		io.Copy(w, res.Body)
+	}))
+	t.Cleanup(fp.srv.Close)
+	t.Cleanup(tr.CloseIdleConnections)
+	return fp
+}
+
+// loopback maps host:port to 127.0.0.1:port.
+func loopback(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return "127.0.0.1:" + port
+}
+
+func (fp *forwardProxy) url() string {
+	u := strings.TrimPrefix(fp.srv.URL, "http://")
+	if fp.user != "" {
+		return "http://" + fp.user + "@" + u
+	}
+	return "http://" + u
+}
+
+func (fp *forwardProxy) counts() (abs, conn map[string]int) {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	abs, conn = map[string]int{}, map[string]int{}
+	for k, v := range fp.absolute {
+		abs[k] = v
+	}
+	for k, v := range fp.connects {
+		conn[k] = v
+	}
+	return abs, conn
+}
+
+func (fp *forwardProxy) total() int {
+	a, c := fp.counts()
+	n := 0
+	for _, v := range a {
+		n += v
+	}
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// platform is a receiving server that checks each delivery the way the
+// platform would, by path, and counts passes and failures.
+type platform struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	ok     map[string]int
+	bad    map[string][]string
+	checks map[string]func(r *http.Request, body []byte) error
+	uris   map[string][]string // path prefix → request URIs received
+}
+
+func newPlatform(t *testing.T, tlsOn bool) *platform {
+	t.Helper()
+	p := &platform{ok: map[string]int{}, bad: map[string][]string{}, checks: map[string]func(*http.Request, []byte) error{}, uris: map[string][]string{}}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		seg := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0]
+		p.mu.Lock()
+		check := p.checks[seg]
+		p.uris[seg] = append(p.uris[seg], r.RequestURI)
+		p.mu.Unlock()
+		if check == nil {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		if err := check(r, body); err != nil {
+			p.mu.Lock()
+			p.bad[seg] = append(p.bad[seg], err.Error())
+			p.mu.Unlock()
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		p.mu.Lock()
+		p.ok[seg]++
+		p.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	if tlsOn {
+		p.srv = httptest.NewTLSServer(h)
+	} else {
+		p.srv = httptest.NewServer(h)
+	}
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *platform) handle(seg string, check func(r *http.Request, body []byte) error) {
+	p.mu.Lock()
+	p.checks[seg] = check
+	p.mu.Unlock()
+}
+
+func (p *platform) passed(seg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ok[seg]
+}
+
+func (p *platform) failures() map[string][]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string][]string{}
+	for k, v := range p.bad {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
+}
+
+func (p *platform) received(seg string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.uris[seg]...)
+}
+
+func (p *platform) port() string {
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(p.srv.URL, "https://"), "http://"))
+	return port
+}
+
+// fakeIAM is a Huawei IAM token endpoint that counts logins; the tokens it
+// issued are valid until revoked.
+type fakeIAM struct {
+	srv    *httptest.Server
+	logins atomic.Int32
+	mu     sync.Mutex
+	valid  map[string]bool
+	bad    atomic.Int32
+}
+
+func newFakeIAM(t *testing.T, user, password, domain, project string) *fakeIAM {
+	t.Helper()
+	f := &fakeIAM{valid: map[string]bool{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v3/auth/tokens" {
+			f.bad.Add(1)
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		var req struct {
+			Auth struct {
+				Identity struct {
+					Methods  []string `json:"methods"`
+					Password struct {
+						User struct {
+							Name     string `json:"name"`
+							Password string `json:"password"`
+							Domain   struct {
+								Name string `json:"name"`
+							} `json:"domain"`
+						} `json:"user"`
+					} `json:"password"`
+				} `json:"identity"`
+				Scope struct {
+					Project *struct {
+						Name string `json:"name"`
+					} `json:"project"`
+				} `json:"scope"`
+			} `json:"auth"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			f.bad.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		u := req.Auth.Identity.Password.User
+		if len(req.Auth.Identity.Methods) != 1 || req.Auth.Identity.Methods[0] != "password" || u.Name != user ||
+			u.Password != password || u.Domain.Name != domain || req.Auth.Scope.Project == nil || req.Auth.Scope.Project.Name != project {
+			f.bad.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		n := f.logins.Add(1)
+		tok := fmt.Sprintf("MIIiam-token-%d", n)
+		f.mu.Lock()
+		f.valid[tok] = true
+		f.mu.Unlock()
+		w.Header().Set("X-Subject-Token", tok)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"token":{"expires_at":%q,"methods":["password"],"user":{"name":%q}}}`,
+			time.Now().Add(24*time.Hour).UTC().Format("2006-01-02T15:04:05.000000Z"), user)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeIAM) check(r *http.Request) error {
+	tok := r.Header.Get("X-Auth-Token")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.valid[tok] {
+		return fmt.Errorf("X-Auth-Token %q not valid", tok)
+	}
+	return nil
+}
+
+func (f *fakeIAM) revokeAll() {
+	f.mu.Lock()
+	f.valid = map[string]bool{}
+	f.mu.Unlock()
+}
+
+// fakeOAuth2 is a client-credentials token endpoint.
+type fakeOAuth2 struct {
+	srv     *httptest.Server
+	fetches atomic.Int32
+	mu      sync.Mutex
+	valid   map[string]bool
+}
+
+func newFakeOAuth2(t *testing.T, id, secret string) *fakeOAuth2 {
+	t.Helper()
+	f := &fakeOAuth2{valid: map[string]bool{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		u, p, ok := r.BasicAuth()
+		if !ok {
+			u, p = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		}
+		if r.PostForm.Get("grant_type") != "client_credentials" || u != id || p != secret {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"invalid_client"}`)
+			return
+		}
+		tok := fmt.Sprintf("oauth-tok-%d", f.fetches.Add(1))
+		f.mu.Lock()
+		f.valid[tok] = true
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, tok)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeOAuth2) check(r *http.Request) error {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !ok || !f.valid[tok] {
+		return fmt.Errorf("bad oauth2 token %q", r.Header.Get("Authorization"))
+	}
+	return nil
+}
+
+// Secrets of the inject test; none may appear in a log line.
+const (
+	secBasic    = "aicc-Basic-Pw-5k2"
+	secHeader   = "hdr-Secret-Key-8x1"
+	secBearer   = "bearer-Secret-Tok-3q9"
+	secJWT      = "kore-Client-Secret-JWT-7m4"
+	secHMAC     = "meta-App-Secret-HMAC-2w6"
+	secOAuth    = "oauth-Client-Secret-4r8"
+	secIAM      = "iam-Password-Secret-9z3"
+	secProxyPwd = "proxy-Pw-Secret-1t5"
+)
+
+func ecKeyFile(t *testing.T, dir string) (*ecdsa.PrivateKey, string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalECPrivateKey(k)
+	f := filepath.Join(dir, "jwt-es256.pem")
+	os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+	return k, f
+}
+
+// TestBackendInjectEachTypeCheckedByTheReceiver delivers the same callbacks
+// to one backend per inject type; each receiving handler checks the
+// credential the way that platform would and answers 401 otherwise (which
+// would turn the delivery into a dead letter).
+func TestBackendInjectEachTypeCheckedByTheReceiver(t *testing.T) {
+	dir := t.TempDir()
+	plat := newPlatform(t, false)
+	iam := newFakeIAM(t, "relay-iam", secIAM, "acme-domain", "ap-southeast-1")
+	oauth := newFakeOAuth2(t, "relay-client", secOAuth)
+	ecKey, ecFile := ecKeyFile(t, dir)
+
+	var jtiMu sync.Mutex
+	jtis := map[string]bool{}
+	checkJWT := func(method jwt.SigningMethod, key any) func(*http.Request, []byte) error {
+		return func(r *http.Request, _ []byte) error {
+			raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok {
+				return fmt.Errorf("no bearer JWT")
+			}
+			claims := jwt.MapClaims{}
+			tok, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return key, nil },
+				jwt.WithValidMethods([]string{method.Alg()}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+			if err != nil || !tok.Valid {
+				return fmt.Errorf("jwt: %v", err)
+			}
+			if claims["appId"] != "cs-kore-app-1" || claims["sub"] != "relay" {
+				return fmt.Errorf("claims %v", claims)
+			}
+			iat, _ := claims["iat"].(float64)
+			exp, _ := claims["exp"].(float64)
+			if exp-iat != 120 {
+				return fmt.Errorf("exp - iat = %v, want ttl 120", exp-iat)
+			}
+			jti, _ := claims["jti"].(string)
+			jtiMu.Lock()
+			defer jtiMu.Unlock()
+			if jti == "" || jtis[jti] {
+				return fmt.Errorf("jti %q missing or reused", jti)
+			}
+			jtis[jti] = true
+			return nil
+		}
+	}
+	plat.handle("basic", func(r *http.Request, _ []byte) error {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != "relay" || p != secBasic {
+			return fmt.Errorf("basic %q", r.Header.Get("Authorization"))
+		}
+		return nil
+	})
+	plat.handle("header", func(r *http.Request, _ []byte) error {
+		if v := r.Header.Values("X-Api-Key"); len(v) != 1 || v[0] != secHeader {
+			return fmt.Errorf("X-Api-Key %q (the BSP's value must be replaced, not added to)", v)
+		}
+		if r.Header.Get("Authorization") != "" {
+			return fmt.Errorf("the BSP's Authorization was forwarded")
+		}
+		return nil
+	})
+	plat.handle("bearer", func(r *http.Request, _ []byte) error {
+		if r.Header.Get("Authorization") != "Bearer "+secBearer {
+			return fmt.Errorf("bearer %q", r.Header.Get("Authorization"))
+		}
+		return nil
+	})
+	plat.handle("jwths", checkJWT(jwt.SigningMethodHS256, []byte(secJWT)))
+	plat.handle("jwtes", checkJWT(jwt.SigningMethodES256, &ecKey.PublicKey))
+	plat.handle("hmac", func(r *http.Request, body []byte) error {
+		m := hmac.New(sha256.New, []byte(secHMAC))
+		m.Write(body)
+		want := "sha256=" + hex.EncodeToString(m.Sum(nil))
+		if got := r.Header.Values("X-Hub-Signature-256"); len(got) != 1 || !hmac.Equal([]byte(got[0]), []byte(want)) {
+			return fmt.Errorf("signature %q over %d bytes", got, len(body))
+		}
+		return nil
+	})
+	plat.handle("oauth", func(r *http.Request, _ []byte) error { return oauth.check(r) })
+	plat.handle("iam", func(r *http.Request, _ []byte) error { return iam.check(r) })
+	plat.handle("static", func(r *http.Request, _ []byte) error {
+		if r.Header.Get("X-Tenant") != "acme" || r.Header.Get("Authorization") != "BSP-Token xyz" {
+			return fmt.Errorf("headers/pass_authorization: X-Tenant %q Authorization %q", r.Header.Get("X-Tenant"), r.Header.Get("Authorization"))
+		}
+		return nil
+	})
+
+	os.Setenv("INJ_TEST_IAM_PASSWORD", secIAM)
+	t.Cleanup(func() { os.Unsetenv("INJ_TEST_IAM_PASSWORD") })
+	cfg := fmt.Sprintf(`
+data_dir = "./data"
+log { level = "debug" }
+listener "public" { address = "127.0.0.1:0" }
+admin { address = "127.0.0.1:0" }
+channel "bsp" {
+  listener   = "public"
+  path       = "/hooks/bsp"
+  provider   = "generic"
+  auth "none" {}
+  ordering   = "none"
+  forward_to = ["basic", "header", "bearer", "jwths", "jwtes", "hmac", "oauth", "iam", "static"]
+}
+backend "basic" {
+  url = "%[1]s/basic/in"
+  inject "basic" {
+    username = "relay"
+    password = %[2]q
+  }
+}
+backend "header" {
+  url = "%[1]s/header/in"
+  inject "header" {
+    name  = "X-Api-Key"
+    value = %[3]q
+  }
+}
+backend "bearer" {
+  url = "%[1]s/bearer/in"
+  inject "bearer" {
+    token   = %[4]q
+    expires = "2099-01-01"
+  }
+}
+backend "jwths" {
+  url = "%[1]s/jwths/in"
+  inject "jwt" {
+    algorithm = "HS256"
+    secret    = %[5]q
+    claims    = { appId = "cs-kore-app-1", sub = "relay" }
+    ttl       = "2m"
+  }
+}
+backend "jwtes" {
+  url = "%[1]s/jwtes/in"
+  inject "jwt" {
+    algorithm        = "ES256"
+    private_key_file = %[6]q
+    claims           = { appId = "cs-kore-app-1", sub = "relay" }
+    ttl              = "2m"
+  }
+}
+backend "hmac" {
+  url = "%[1]s/hmac/in"
+  inject "hmac" {
+    secret = %[7]q
+  }
+}
+backend "oauth" {
+  url = "%[1]s/oauth/in"
+  inject "oauth2" {
+    token_url     = "%[8]s/token"
+    client_id     = "relay-client"
+    client_secret = %[9]q
+  }
+}
+backend "iam" {
+  url = "%[1]s/iam/in"
+  inject "huawei_iam" {
+    iam_url  = %[10]q
+    domain   = "acme-domain"
+    username = "relay-iam"
+    password = env("INJ_TEST_IAM_PASSWORD")
+    project  = "ap-southeast-1"
+  }
+}
+backend "static" {
+  url                = "%[1]s/static/in"
+  headers            = { "X-Tenant" = "acme" }
+  pass_authorization = true
+}
+`, plat.srv.URL, secBasic, secHeader, secBearer, secJWT, ecFile, secHMAC, oauth.srv.URL, secOAuth, iam.srv.URL)
+	tr := startRelayIn(t, dir, cfg)
+
+	const n = 4
+	for i := range n {
+		body := []byte(fmt.Sprintf(`{"id":"evt-%d","text":"hallö %d"}`, i, i))
+		req, _ := http.NewRequest(http.MethodPost, tr.base+"/hooks/bsp", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Api-Key", "from-the-bsp")
+		req.Header.Set("Authorization", "BSP-Token xyz")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("callback %d: status %d", i, res.StatusCode)
+		}
+	}
+	segs := []string{"basic", "header", "bearer", "jwths", "jwtes", "hmac", "oauth", "iam", "static"}
+	waitFor(t, 15*time.Second, "every backend to accept every delivery", func() bool {
+		for _, s := range segs {
+			if plat.passed(s) < n {
+				return false
+			}
+		}
+		return true
+	})
+	if f := plat.failures(); len(f) > 0 {
+		t.Fatalf("receivers refused deliveries: %v", f)
+	}
+	if got := iam.logins.Load(); got != 1 {
+		t.Errorf("IAM logins = %d for %d deliveries, want 1", got, n)
+	}
+	if got := oauth.fetches.Load(); got != 1 {
+		t.Errorf("oauth2 tokens fetched = %d, want 1", got)
+	}
+
+	// A 401 to the IAM token: one more login, the delivery still succeeds
+	// within its attempt.
+	iam.revokeAll()
+	res := post(t, tr.base+"/hooks/bsp", []byte(`{"id":"after-revoke"}`), "")
+	if res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	waitFor(t, 10*time.Second, "delivery after the IAM token was refused", func() bool { return plat.passed("iam") == n+1 })
+	if got := iam.logins.Load(); got != 2 {
+		t.Errorf("IAM logins after a 401 = %d, want 2", got)
+	}
+	if bad := iam.bad.Load(); bad != 0 {
+		t.Errorf("IAM saw %d malformed logins", bad)
+	}
+	if f := plat.failures(); len(f["iam"]) != 1 {
+		t.Errorf("the IAM backend refused %d attempts, want exactly the one with the revoked token: %v", len(f["iam"]), f)
+	}
+	assertNoSecretInLogs(t, tr.logs.String(), secBasic, secHeader, secBearer, secJWT, secHMAC, secOAuth, secIAM)
+}
+
+func assertNoSecretInLogs(t *testing.T, logs string, secrets ...string) {
+	t.Helper()
+	if logs == "" {
+		t.Fatal("no logs captured")
+	}
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			for _, line := range strings.Split(logs, "\n") {
+				if strings.Contains(line, s) {
+					t.Errorf("a log line carries a secret: %s", line)
+				}
+			}
+		}
+	}
+}
