@@ -28,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -131,12 +130,15 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	maxSize := cfg.Queue.MaxSize
+	qdir := filepath.Join(cfg.DataDir, "queue")
+	maxSize, sizeFrom := cfg.Queue.MaxSize, "queue.max_size"
 	if maxSize == 0 {
-		maxSize = defaultQueueSize(cfg.DataDir)
+		// Computed once, counting what the queue already holds.
+		maxSize, sizeFrom = queue.DefaultMaxSize(qdir), "90% of free space plus the queue's own files, less the disk reserve"
 	}
+	s.log.Info("queue size limit", "max_bytes", maxSize, "from", sizeFrom)
 	q, err := queue.Open(queue.Options{
-		Dir:        filepath.Join(cfg.DataDir, "queue"),
+		Dir:        qdir,
 		MaxSize:    maxSize,
 		Retain:     cfg.Queue.Retain,
 		GCInterval: cfg.Queue.GCInterval,
@@ -173,15 +175,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// defaultQueueSize is 90% of the free space of dir at start.
-func defaultQueueSize(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
-	}
-	return int64(float64(st.Bavail) * float64(st.Bsize) * 0.9)
 }
 
 // NewLogger builds the process logger from the log block.
