@@ -627,3 +627,60 @@ func assertNoSecretInLogs(t *testing.T, logs string, secrets ...string) {
 		}
 	}
 }
+
+// TestUpstreamInjectsJWTAndHMAC: an upstream takes the same inject blocks;
+// the BSP verifies a fresh JWT and an HMAC over the exact bytes it got.
+func TestUpstreamInjectsJWTAndHMAC(t *testing.T) {
+	plat := newPlatform(t, false)
+	plat.handle("api", func(r *http.Request, body []byte) error {
+		raw := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if _, err := jwt.Parse(raw, func(*jwt.Token) (any, error) { return []byte(secJWT), nil },
+			jwt.WithValidMethods([]string{"HS384"}), jwt.WithExpirationRequired()); err != nil {
+			return fmt.Errorf("jwt: %v", err)
+		}
+		m := hmac.New(sha256.New, []byte(secHMAC))
+		m.Write(body)
+		if got := r.Header.Get("X-Signature"); got != base64.StdEncoding.EncodeToString(m.Sum(nil)) {
+			return fmt.Errorf("hmac %q over %d bytes", got, len(body))
+		}
+		return nil
+	})
+	tr := startRelay(t, fmt.Sprintf(`
+data_dir = "./data"
+log { level = "debug" }
+listener "public" { address = "127.0.0.1:0" }
+admin { address = "127.0.0.1:0" }
+upstream "bsp" {
+  listener    = "public"
+  path        = "/out/bsp/"
+  base_url    = "%s/api"
+  allow_paths = ["/**"]
+  inject "jwt" {
+    algorithm = "HS384"
+    secret    = %q
+  }
+  inject "hmac" {
+    secret   = %q
+    header   = "X-Signature"
+    encoding = "base64"
+    prefix   = ""
+  }
+}
+`, plat.srv.URL, secJWT, secHMAC))
+	body := bytes.Repeat([]byte(`{"to":"4915","text":"hallö"}`), 400)
+	for i := range 3 {
+		res, err := http.Post(tr.base+"/out/bsp/v1/messages", "application/json", bytes.NewReader(body[:len(body)-i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("call %d: %d %v", i, res.StatusCode, plat.failures())
+		}
+	}
+	if plat.passed("api") != 3 {
+		t.Fatalf("passed %d: %v", plat.passed("api"), plat.failures())
+	}
+	assertNoSecretInLogs(t, tr.logs.String(), secJWT, secHMAC)
+}
