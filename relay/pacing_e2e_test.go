@@ -297,3 +297,51 @@ func writeClientCert(t *testing.T, dir, cn string) {
 	os.WriteFile(filepath.Join(dir, "client.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(filepath.Join(dir, "client.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
 }
+
+// TestUpstreamExpiredBearerNotSent: an upstream's expired bearer token is
+// not sent; the caller gets 502 credential_expired and the BSP sees nothing.
+func TestUpstreamExpiredBearerNotSent(t *testing.T) {
+	var mu sync.Mutex
+	hits := 0
+	bsp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+	}))
+	t.Cleanup(bsp.Close)
+	tr := startRelay(t, fmt.Sprintf(`
+data_dir = "./data"
+listener "public" { address = "127.0.0.1:0" }
+admin { address = "127.0.0.1:0" }
+upstream "bsp" {
+  listener    = "public"
+  path        = "/out/bsp/"
+  base_url    = %q
+  allow_paths = ["/**"]
+  inject "bearer" {
+    token   = "EAAG-expired-token"
+    expires = "2022-02-02"
+  }
+}
+`, bsp.URL))
+	res, err := http.Get(tr.base + "/out/bsp/v1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 502 || !strings.Contains(string(b), "credential_expired") {
+		t.Fatalf("%d %s", res.StatusCode, b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 0 {
+		t.Errorf("the BSP was called %d times", hits)
+	}
+	if strings.Contains(tr.logs.String(), "EAAG-expired-token") {
+		t.Error("the token appears in the logs")
+	}
+	if !strings.Contains(scrape(t, tr), `edgerelay_credential_expiry_seconds{credential="inject \"bearer\"",owner="upstream bsp"}`) {
+		t.Error("no expiry metric for the upstream's token")
+	}
+}
