@@ -12,7 +12,7 @@ import (
 
 // Proxy returns the http.Transport Proxy function of a `proxy` setting:
 // "" (direct: nil), "env" (HTTPS_PROXY, HTTP_PROXY and NO_PROXY read now,
-// once, so that a reload picks up a changed environment; note that the
+// once per call rather than once per process; note that the
 // standard NO_PROXY rules never proxy localhost and loopback addresses), or
 // an explicit "http://[user:pass@]host:port" (https:// for a proxy spoken
 // to over TLS). HTTPS targets go through the proxy with CONNECT; plain HTTP

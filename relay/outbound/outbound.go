@@ -277,8 +277,8 @@ func (p *Proxy) BreakerState() string {
 	return p.cur.Load().br.cb.State().String()
 }
 
-// TokenFetches returns how many OAuth2 tokens were fetched by the current
-// token cache (0 without inject "oauth2").
+// TokenFetches returns how many tokens (OAuth2, Huawei IAM logins) the
+// current token caches fetched (0 without inject "oauth2" or "huawei_iam").
 func (p *Proxy) TokenFetches() int {
 	return p.cur.Load().inject.TokenFetches()
 }
