@@ -82,12 +82,14 @@ backend "paced" {
 	if span := times[n-1].Sub(times[0]); span < 600*time.Millisecond {
 		t.Errorf("%d deliveries at 40/s took %s, want >= 600ms (29 intervals of 25ms)", n, span)
 	}
+	// Arrival times at the backend can bunch on a loaded machine; the
+	// span above is the hard bound, this only catches no pacing at all.
 	for i := range times {
 		j := i
 		for j < len(times) && times[j].Sub(times[i]) < 250*time.Millisecond {
 			j++
 		}
-		if j-i > 12 {
+		if j-i > 20 {
 			t.Fatalf("%d deliveries within 250ms at 40/s", j-i)
 		}
 	}
@@ -132,7 +134,7 @@ upstream "bsp" {
   path        = "/out/bsp/"
   base_url    = %q
   allow_paths = ["/**"]
-  rate        = "2/s"
+  rate        = "1/m"
 }
 `, bsp.URL))
 	ok, limited := 0, 0
@@ -148,7 +150,7 @@ upstream "bsp" {
 			ok++
 		case 429:
 			limited++
-			if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra < 1 {
+			if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra < 30 || ra > 60 {
 				t.Errorf("429 without Retry-After: %q", res.Header.Get("Retry-After"))
 			}
 		default:
@@ -157,7 +159,7 @@ upstream "bsp" {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if ok < 2 || ok > 3 || limited != 6-ok || hits != ok {
+	if ok != 1 || limited != 5 || hits != 1 {
 		t.Errorf("ok %d, limited %d, BSP hits %d", ok, limited, hits)
 	}
 }
