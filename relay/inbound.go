@@ -28,6 +28,17 @@ func (s *Server) listenerHandler(listener string) http.Handler {
 			s.serveCallback(w, r, st, ch)
 			return
 		}
+		if ch, refused := matchPrefix(st.prefixes[listener], r); ch != nil {
+			if refused {
+				s.metrics.requests.WithLabelValues(ch.Name, "404").Inc()
+				writeJSONError(w, http.StatusNotFound, "not found")
+				s.log.Warn("callback refused", "channel", ch.Name, "client", r.RemoteAddr, "status", 404,
+					"reason", "dot segment or bad escape in the path under the channel prefix")
+				return
+			}
+			s.serveCallback(w, r, st, ch)
+			return
+		}
 		if rt := st.upstreams[listener]; rt != nil {
 			rt.ServeHTTP(w, r)
 			return
@@ -120,8 +131,8 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		OrderKey:        orderKey,
 		ReceivedAt:      start.UTC(),
 		Method:          r.Method,
-		Path:            r.URL.RequestURI(),
-		Header:          forwardHeaders(r.Header),
+		Path:            rawTarget(r),
+		Header:          forwardHeaders(r.Header, passAuthorization(st, backends)),
 		Body:            body,
 		Backends:        backends,
 	}
@@ -272,7 +283,21 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Cookie", "Content-Length",
 }
 
-func forwardHeaders(h http.Header) map[string][]string {
+// passAuthorization reports whether one of the backends forwards the BSP's
+// Authorization header, which is then stored with the event.
+func passAuthorization(st *state, backends []string) bool {
+	for _, b := range backends {
+		if bc := st.backends[b]; bc != nil && bc.PassAuthorization {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardHeaders keeps the headers of a callback that are forwarded; the
+// BSP's Authorization only when keepAuth (a backend has pass_authorization;
+// delivery drops it again for the others).
+func forwardHeaders(h http.Header, keepAuth bool) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, v := range h {
 		out[k] = v
@@ -282,8 +307,15 @@ func forwardHeaders(h http.Header) map[string][]string {
 			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(f)))
 		}
 	}
+	var auth []string
+	if keepAuth {
+		auth = out["Authorization"]
+	}
 	for _, k := range hopHeaders {
 		delete(out, k)
+	}
+	if auth != nil {
+		out["Authorization"] = auth
 	}
 	return out
 }
