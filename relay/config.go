@@ -42,6 +42,16 @@ type Config struct {
 	// Certificates lists every certificate the file names (static,
 	// client, trust stores) with its expiry, for `edgerelay validate`.
 	Certificates []string
+	// TrustCerts are the trust-store and client certificates by owner
+	// (listener, backend, upstream), exported while running as
+	// edgerelay_trust_certificate_expiry_seconds.
+	TrustCerts []TrustCert
+}
+
+// TrustCert is one trust-store or client certificate and its end date.
+type TrustCert struct {
+	Owner, Subject string
+	NotAfter       time.Time
 }
 
 // LogConfig selects the log level ("debug", "info" (default), "warn",
@@ -176,19 +186,45 @@ type BackendConfig struct {
 	// SignSecret, when set, signs deliveries with Standard Webhooks headers.
 	SignSecret string
 	Trust      TrustConfig
+	// Inject are the credentials added to every attempt (never logged).
+	Inject []InjectConfig
+	// Headers are static headers added to every attempt; they replace
+	// forwarded headers of the same name (injected ones win over them).
+	Headers map[string]string
+	// PassAuthorization forwards the BSP's Authorization header unchanged
+	// (default false: it is stripped).
+	PassAuthorization bool
+	// Proxy is the egress proxy: "" direct (default), "env", or
+	// "http://[user:pass@]host:port".
+	Proxy string
+	// Rate paces attempts, in attempts per second (0 = no limit).
+	Rate float64
 }
 
-// InjectConfig is one credential an upstream adds to outbound calls.
+// InjectConfig is one credential an upstream or a backend adds to the
+// requests it makes (see package inject for what each type does).
 type InjectConfig struct {
-	Type                   string // header, basic, bearer, oauth2
+	Type                   string // header, basic, bearer, oauth2, jwt, hmac, huawei_iam
 	Name, Value            string
-	Username, Password     string
+	Username, Password     string // basic; huawei_iam
 	Token                  string
-	Expires                time.Time
+	Expires                time.Time // header, bearer
 	TokenURL               string
 	ClientID, ClientSecret string
 	Scopes                 []string
 	OAuthTrust             *TrustConfig
+	// jwt (Algorithm, Secret, PrivateKey, Claims, TTL, Header, Scheme) and
+	// hmac (Secret, Header, Algorithm, Encoding, Prefix).
+	Algorithm, Secret string
+	PrivateKey        []byte
+	Claims            map[string]string
+	TTL               time.Duration
+	Header            string
+	Scheme            string
+	Encoding          string
+	Prefix            *string
+	IAMURL            string // huawei_iam, with Username, Password
+	Domain, Project   string
 }
 
 // UpstreamConfig is one BSP API exposed to internal apps.
@@ -202,6 +238,10 @@ type UpstreamConfig struct {
 	CallerAuth                    []AuthConfig
 	Trust                         TrustConfig
 	Breaker                       BreakerConfig
+	// Proxy is the egress proxy (as for backends); Rate the most calls
+	// per second (0 = no limit; the excess gets 429).
+	Proxy string
+	Rate  float64
 }
 
 // LoadConfig reads, decodes and validates the configuration file. All
@@ -241,6 +281,7 @@ func ParseConfig(name, abs string, src []byte) (*Config, hcl.Diagnostics) {
 	cfg := v.build(&fc)
 	cfg.File, cfg.Dir = abs, dir
 	cfg.Certificates = v.certs
+	cfg.TrustCerts = v.trustCerts
 	diags = append(diags, decoded...)
 	diags = append(diags, withoutConsequences(v.diags, decoded)...)
 	diags = withoutUnknownEchoes(diags)
@@ -303,6 +344,9 @@ type validator struct {
 	ctx   *hcl.EvalContext
 	diags hcl.Diagnostics
 	certs []string // certificate expiries, for validate's report
+	// owner is the block being validated ("backend crm"), for TrustCerts.
+	owner      string
+	trustCerts []TrustCert
 }
 
 func (v *validator) build(fc *fileConfig) *Config {
@@ -406,6 +450,19 @@ func (v *validator) build(fc *fileConfig) *Config {
 						v.errorf(fc.Channels[i].PathRange, "path overlaps an upstream", "channel %q path %q lies under upstream %q path %q on listener %q", ch.Name, ch.Path, u.Name, u.Path, u.Listener)
 					}
 				}
+			}
+		}
+	}
+	// An upstream under a prefix channel would never be reached.
+	for _, ch := range cfg.Channels {
+		base, ok := strings.CutSuffix(ch.Path, "/*")
+		if !ok {
+			continue
+		}
+		for i := range fc.Upstreams {
+			ub := &fc.Upstreams[i]
+			if ub.Listener == ch.Listener && strings.HasPrefix(ub.Path, base+"/") {
+				v.errorf(ub.PathRange, "path under a prefix channel", "upstream %q path %q lies under channel %q path %q on listener %q", ub.Name, ub.Path, ch.Name, ch.Path, ch.Listener)
 			}
 		}
 	}

@@ -28,6 +28,17 @@ func (s *Server) listenerHandler(listener string) http.Handler {
 			s.serveCallback(w, r, st, ch)
 			return
 		}
+		if ch, refused := matchPrefix(st.prefixes[listener], r); ch != nil {
+			if refused {
+				s.metrics.requests.WithLabelValues(ch.Name, "404").Inc()
+				writeJSONError(w, http.StatusNotFound, "not found")
+				s.log.Warn("callback refused", "channel", ch.Name, "client", r.RemoteAddr, "status", 404,
+					"reason", "dot segment or bad escape in the path under the channel prefix")
+				return
+			}
+			s.serveCallback(w, r, st, ch)
+			return
+		}
 		if rt := st.upstreams[listener]; rt != nil {
 			rt.ServeHTTP(w, r)
 			return
@@ -120,8 +131,8 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		OrderKey:        orderKey,
 		ReceivedAt:      start.UTC(),
 		Method:          r.Method,
-		Path:            r.URL.RequestURI(),
-		Header:          forwardHeaders(r.Header, ch.AuthHeaders),
+		Path:            rawTarget(r),
+		Header:          forwardHeaders(r.Header, passAuthorization(st, backends), ch.AuthHeaders),
 		Body:            body,
 		Backends:        backends,
 	}
@@ -272,10 +283,24 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Cookie", "Content-Length",
 }
 
+// passAuthorization reports whether one of the backends forwards the BSP's
+// Authorization header, which is then stored with the event.
+func passAuthorization(st *state, backends []string) bool {
+	for _, b := range backends {
+		if bc := st.backends[b]; bc != nil && bc.PassAuthorization {
+			return true
+		}
+	}
+	return false
+}
+
 // forwardHeaders is what an event keeps of its callback's headers: all but
-// hop-by-hop headers, Host, Authorization, Cookie, Content-Length and the
-// headers the channel's auth blocks read (authHeaders, canonical names).
-func forwardHeaders(h http.Header, authHeaders []string) map[string][]string {
+// hop-by-hop headers, Host, Cookie, Content-Length and the headers the
+// channel's auth blocks read (authHeaders, canonical names: the
+// credentials were checked at the edge). Authorization is dropped too,
+// unless keepAuth (a backend has pass_authorization, an explicit choice;
+// delivery drops it again for the others).
+func forwardHeaders(h http.Header, keepAuth bool, authHeaders []string) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, v := range h {
 		out[k] = v
@@ -285,11 +310,20 @@ func forwardHeaders(h http.Header, authHeaders []string) map[string][]string {
 			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(f)))
 		}
 	}
+	var auth []string
+	if keepAuth {
+		auth = out["Authorization"]
+	}
 	for _, k := range hopHeaders {
 		delete(out, k)
 	}
 	for _, k := range authHeaders {
-		delete(out, k)
+		if k != "Authorization" {
+			delete(out, k)
+		}
+	}
+	if auth != nil {
+		out["Authorization"] = auth
 	}
 	return out
 }
