@@ -103,6 +103,7 @@ func (s *Server) adminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"certificates": certs})
 	})
+	s.quarantineRoutes(mux)
 	return mux
 }
 
