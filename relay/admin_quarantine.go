@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -40,11 +41,11 @@ type QuarantineChannelJSON struct {
 const redacted = "[redacted]"
 
 func (s *Server) quarantineRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/quarantine", s.apiQuarantineList)
-	mux.HandleFunc("GET /api/v1/quarantine/{id}", s.apiQuarantineGet)
-	mux.HandleFunc("DELETE /api/v1/quarantine/{id}", s.apiQuarantineDelete)
-	mux.HandleFunc("POST /api/v1/quarantine/release", s.apiQuarantineRelease)
-	mux.HandleFunc("POST /api/v1/quarantine/purge", s.apiQuarantinePurge)
+	s.handleAdmin(mux, "GET /api/v1/quarantine", accessViewer, s.apiQuarantineList)
+	s.handleAdmin(mux, "GET /api/v1/quarantine/{id}", accessViewer, s.apiQuarantineGet)
+	s.handleAdmin(mux, "DELETE /api/v1/quarantine/{id}", accessOperator, s.apiQuarantineDelete)
+	s.handleAdmin(mux, "POST /api/v1/quarantine/release", accessOperator, s.apiQuarantineRelease)
+	s.handleAdmin(mux, "POST /api/v1/quarantine/purge", accessOperator, s.apiQuarantinePurge)
 }
 
 // QuarantineChannels returns the totals of every channel with a quarantine.
@@ -114,22 +115,57 @@ func (s *Server) redactHeaders(channel string, h http.Header) map[string][]strin
 
 // ReleaseQuarantine re-verifies and enqueues the kept callbacks of channel
 // (see releaseQuarantine).
-func (s *Server) ReleaseQuarantine(channel string) (released, stillFailing int, err error) {
-	return s.releaseQuarantine(s.ctx, channel)
+func (s *Server) ReleaseQuarantine(c Caller, channel string) (released, stillFailing int, err error) {
+	released, stillFailing, err = s.releaseQuarantine(s.ctx, channel)
+	s.auditQuarantine(c, "quarantine_release", channel, nil, released, err, "still_failing", stillFailing)
+	return released, stillFailing, err
 }
 
 // DeleteQuarantined drops one kept callback.
-func (s *Server) DeleteQuarantined(id string) error {
+func (s *Server) DeleteQuarantined(c Caller, id string) error {
+	channel := ""
+	if rec, err := s.qt.Get(id); err == nil {
+		channel = rec.Channel
+	}
 	err := s.qt.Delete(id)
-	s.log.Info("quarantined callback deleted", "quarantine_id", id, "err", err)
+	n := 1
+	if err != nil {
+		n = 0
+	}
+	s.auditQuarantine(c, "quarantine_delete", channel, []string{id}, n, err)
 	return err
 }
 
 // PurgeQuarantine drops every kept callback of channel.
-func (s *Server) PurgeQuarantine(channel string) (int, error) {
+func (s *Server) PurgeQuarantine(c Caller, channel string) (int, error) {
 	n, err := s.qt.Purge(channel)
-	s.log.Info("quarantine purged", "channel", channel, "purged", n, "err", err)
+	s.auditQuarantine(c, "quarantine_purge", channel, nil, n, err)
 	return n, err
+}
+
+// auditQuarantine writes the one "admin action" line of a quarantine
+// action.
+func (s *Server) auditQuarantine(c Caller, action, channel string, ids []string, n int, err error, extra ...any) {
+	result := "ok"
+	switch {
+	case errors.Is(err, quarantine.ErrNotFound):
+		result = "not_found"
+	case err != nil:
+		result = "error"
+	}
+	attrs := []any{"token", c.Token, "role", c.Role, "client", c.Client, "action", action, "channel", channel}
+	if ids != nil {
+		attrs = append(attrs, "ids", ids)
+	}
+	attrs = append(attrs, "count", n)
+	attrs = append(attrs, extra...)
+	attrs = append(attrs, "result", result)
+	lvl := slog.LevelInfo
+	if result == "error" {
+		attrs = append(attrs, "err", err.Error())
+		lvl = slog.LevelError
+	}
+	s.log.Log(s.ctx, lvl, "admin action", attrs...)
 }
 
 func (s *Server) apiQuarantineList(w http.ResponseWriter, r *http.Request) {
@@ -160,7 +196,7 @@ func (s *Server) apiQuarantineList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiQuarantineGet(w http.ResponseWriter, r *http.Request) {
-	cb, err := s.QuarantinedCallback(r.PathValue("id"), true)
+	cb, err := s.QuarantinedCallback(r.PathValue("id"), callerOf(r).Operator())
 	if err != nil {
 		writeQuarantineError(w, err)
 		return
@@ -169,7 +205,7 @@ func (s *Server) apiQuarantineGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiQuarantineDelete(w http.ResponseWriter, r *http.Request) {
-	if err := s.DeleteQuarantined(r.PathValue("id")); err != nil {
+	if err := s.DeleteQuarantined(callerOf(r), r.PathValue("id")); err != nil {
 		writeQuarantineError(w, err)
 		return
 	}
@@ -181,7 +217,7 @@ func (s *Server) apiQuarantineRelease(w http.ResponseWriter, r *http.Request) {
 	if !s.answerQuarantineChannel(w, channel) {
 		return
 	}
-	n, m, err := s.ReleaseQuarantine(channel)
+	n, m, err := s.ReleaseQuarantine(callerOf(r), channel)
 	if err != nil {
 		w.Header().Set("Retry-After", "30")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"released": n, "still_failing": m,
@@ -196,7 +232,7 @@ func (s *Server) apiQuarantinePurge(w http.ResponseWriter, r *http.Request) {
 	if !s.answerQuarantineChannel(w, channel) {
 		return
 	}
-	n, err := s.PurgeQuarantine(channel)
+	n, err := s.PurgeQuarantine(callerOf(r), channel)
 	if err != nil {
 		writeQuarantineError(w, err)
 		return

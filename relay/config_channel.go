@@ -24,6 +24,10 @@ func (v *validator) channel(cb *channelBlock, listeners map[string]*ListenerConf
 	}
 	if !strings.HasPrefix(cb.Path, "/") {
 		v.errorf(cb.PathRange, "invalid path", "channel %q path %q must start with /", cb.Name, cb.Path)
+	} else if base, _ := strings.CutSuffix(cb.Path, "/*"); strings.Contains(base, "*") {
+		v.errorf(cb.PathRange, "invalid path", "channel %q path %q: * is only allowed as a last segment /* (every path under the prefix)", cb.Name, cb.Path)
+	} else if strings.ContainsAny(cb.Path, "?#") {
+		v.errorf(cb.PathRange, "invalid path", "channel %q path %q: no query or fragment", cb.Name, cb.Path)
 	}
 	ch.Provider = str(cb.Provider, "generic")
 	p, ok := profile.Lookup(ch.Provider)
@@ -202,6 +206,7 @@ func (v *validator) authBlocks(blocks []authBlock, p *profile.Profile, publicURL
 			var b headerAuthBody
 			if v.decode(ab.Body, &b) {
 				c := auth.HeaderConfig{Name: str(b.Name, ""), Values: v.secrets(b.Values, b.ValuesRange, "values")}
+				c.Expires = v.date(b.Expires, b.ExpiresRange)
 				if c.Name == "" && p != nil {
 					c.Name = p.HeaderName
 				}

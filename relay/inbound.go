@@ -30,6 +30,17 @@ func (s *Server) listenerHandler(listener string) http.Handler {
 			s.serveCallback(w, r, st, ch)
 			return
 		}
+		if ch, refused := matchPrefix(st.prefixes[listener], r); ch != nil {
+			if refused {
+				s.metrics.requests.WithLabelValues(ch.Name, "404").Inc()
+				writeJSONError(w, http.StatusNotFound, "not found")
+				s.log.Warn("callback refused", "channel", ch.Name, "client", r.RemoteAddr, "status", 404,
+					"reason", "dot segment or bad escape in the path under the channel prefix")
+				return
+			}
+			s.serveCallback(w, r, st, ch)
+			return
+		}
 		if rt := st.upstreams[listener]; rt != nil {
 			rt.ServeHTTP(w, r)
 			return
@@ -104,7 +115,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		return
 	}
 
-	ev, res := newEvent(ch, r.Method, r.URL.RequestURI(), r.Header, r.URL.Query(), body, start)
+	ev, res := newEvent(st, ch, r.Method, rawTarget(r), r.Header, r.URL.Query(), body, start)
 	backends := ev.Backends
 	out, err := s.q.Enqueue(r.Context(), ev, ch.DedupeWindow)
 	if err != nil {
@@ -136,7 +147,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 // stores: classified by the channel's profile, routed, its headers cut down
 // to what a backend receives. Live callbacks and released quarantined ones
 // both go through it.
-func newEvent(ch *ChannelConfig, method, requestURI string, header http.Header, query url.Values, body []byte, receivedAt time.Time) (*queue.Event, profile.Result) {
+func newEvent(st *state, ch *ChannelConfig, method, target string, header http.Header, query url.Values, body []byte, receivedAt time.Time) (*queue.Event, profile.Result) {
 	res := ch.Profile.Classify(&profile.Request{
 		Method:      method,
 		Header:      header,
@@ -148,6 +159,7 @@ func newEvent(ch *ChannelConfig, method, requestURI string, header http.Header, 
 	if ch.Ordered {
 		orderKey = res.OrderKey
 	}
+	backends := route(ch, res.Fields)
 	return &queue.Event{
 		Channel:         ch.Name,
 		Provider:        ch.Provider,
@@ -155,10 +167,10 @@ func newEvent(ch *ChannelConfig, method, requestURI string, header http.Header, 
 		OrderKey:        orderKey,
 		ReceivedAt:      receivedAt.UTC(),
 		Method:          method,
-		Path:            requestURI,
-		Header:          forwardHeaders(header),
+		Path:            target,
+		Header:          forwardHeaders(header, passAuthorization(st, backends)),
 		Body:            body,
-		Backends:        route(ch, res.Fields),
+		Backends:        backends,
 	}, res
 }
 
@@ -302,7 +314,21 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Cookie", "Content-Length",
 }
 
-func forwardHeaders(h http.Header) map[string][]string {
+// passAuthorization reports whether one of the backends forwards the BSP's
+// Authorization header, which is then stored with the event.
+func passAuthorization(st *state, backends []string) bool {
+	for _, b := range backends {
+		if bc := st.backends[b]; bc != nil && bc.PassAuthorization {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardHeaders keeps the headers of a callback that are forwarded; the
+// BSP's Authorization only when keepAuth (a backend has pass_authorization;
+// delivery drops it again for the others).
+func forwardHeaders(h http.Header, keepAuth bool) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, v := range h {
 		out[k] = v
@@ -312,8 +338,15 @@ func forwardHeaders(h http.Header) map[string][]string {
 			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(f)))
 		}
 	}
+	var auth []string
+	if keepAuth {
+		auth = out["Authorization"]
+	}
 	for _, k := range hopHeaders {
 		delete(out, k)
+	}
+	if auth != nil {
+		out["Authorization"] = auth
 	}
 	return out
 }

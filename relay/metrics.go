@@ -74,10 +74,13 @@ var (
 	descDead     = prometheus.NewDesc("edgerelay_queue_dead_letters", "Dead letters kept by backend.", []string{"backend"}, nil)
 	descOldest   = prometheus.NewDesc("edgerelay_queue_oldest_age_seconds", "Age of the oldest pending event by backend.", []string{"backend"}, nil)
 	descSize     = prometheus.NewDesc("edgerelay_queue_size_bytes", "Disk used by the queue.", nil, nil)
+	descMaxSize  = prometheus.NewDesc("edgerelay_queue_max_bytes", "Queue size limit (queue.max_size, or the default computed at start); compared with edgerelay_queue_live_bytes.", nil, nil)
+	descLive     = prometheus.NewDesc("edgerelay_queue_live_bytes", "Bytes of the event records the queue holds.", nil, nil)
 	descCommits  = prometheus.NewDesc("edgerelay_queue_commits_total", "Events made durable.", nil, nil)
 	descSyncs    = prometheus.NewDesc("edgerelay_queue_syncs_total", "fsyncs done by the queue (group commit: far fewer than commits under load).", nil, nil)
 	descCredExp  = prometheus.NewDesc("edgerelay_credential_expiry_seconds", "Seconds until a credential expires (negative: expired).", []string{"owner", "credential"}, nil)
 	descCertExp  = prometheus.NewDesc("tls_certificate_expiry_seconds", "Seconds until a served certificate expires.", []string{"listener", "name"}, nil)
+	descTrustExp = prometheus.NewDesc("edgerelay_trust_certificate_expiry_seconds", "Seconds until a trust-store or client certificate expires (negative: expired), by owning block and subject.", []string{"owner", "subject"}, nil)
 
 	descQuarantineCallbacks = prometheus.NewDesc("edgerelay_quarantine_callbacks", "Callbacks kept in a channel's quarantine.", []string{"channel"}, nil)
 	descQuarantineBytes     = prometheus.NewDesc("edgerelay_quarantine_bytes", "Disk used by a channel's quarantine.", []string{"channel"}, nil)
@@ -85,7 +88,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descCommits, descSyncs, descCredExp, descCertExp,
+	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descCredExp, descCertExp, descTrustExp,
 		descQuarantineCallbacks, descQuarantineBytes, descQuarantineDropped} {
 		ch <- d
 	}
@@ -105,6 +108,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, b)
 	}
 	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(s.q.Size()))
+	ch <- prometheus.MustNewConstMetric(descMaxSize, prometheus.GaugeValue, float64(s.q.MaxSize()))
+	ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(s.q.LiveBytes()))
 	commits, syncs := s.q.SyncStats()
 	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(commits))
 	ch <- prometheus.MustNewConstMetric(descSyncs, prometheus.CounterValue, float64(syncs))
@@ -115,6 +120,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQuarantineCallbacks, prometheus.GaugeValue, float64(q.Callbacks), q.Channel)
 		ch <- prometheus.MustNewConstMetric(descQuarantineBytes, prometheus.GaugeValue, float64(q.Bytes), q.Channel)
 		ch <- prometheus.MustNewConstMetric(descQuarantineDropped, prometheus.CounterValue, float64(q.Dropped), q.Channel)
+	}
+	for _, tc := range s.state.Load().cfg.TrustCerts {
+		ch <- prometheus.MustNewConstMetric(descTrustExp, prometheus.GaugeValue, tc.NotAfter.Sub(now).Seconds(), tc.Owner, tc.Subject)
 	}
 	for _, ci := range s.certificates() {
 		for _, n := range ci.Names {

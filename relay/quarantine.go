@@ -54,7 +54,7 @@ func (s *Server) quarantine(r *http.Request, ch *ChannelConfig, body []byte, rec
 		ReceivedAt: receivedAt.UTC(),
 		Reason:     string(reason),
 		Method:     r.Method,
-		RequestURI: r.URL.RequestURI(),
+		RequestURI: rawTarget(r),
 		Host:       r.Host,
 		RemoteAddr: r.RemoteAddr,
 		Header:     r.Header,
@@ -75,8 +75,9 @@ var errNoChannel = errors.New("no such channel")
 // their original arrival time: de-duplication, routing and ordering work
 // as if they had just arrived.
 func (s *Server) releaseQuarantine(ctx context.Context, channel string) (released, stillFailing int, err error) {
+	st := s.state.Load()
 	var ch *ChannelConfig
-	for _, c := range s.state.Load().cfg.Channels {
+	for _, c := range st.cfg.Channels {
 		if c.Name == channel {
 			ch = c
 		}
@@ -85,7 +86,7 @@ func (s *Server) releaseQuarantine(ctx context.Context, channel string) (release
 		return 0, 0, errNoChannel
 	}
 	released, stillFailing, err = s.qt.Release(ctx, channel, func(rec *quarantine.Record) (bool, error) {
-		return s.releaseOne(ctx, ch, rec)
+		return s.releaseOne(ctx, st, ch, rec)
 	})
 	s.log.Info("quarantine released", "channel", channel, "released", released, "still_failing", stillFailing, "err", err)
 	return released, stillFailing, err
@@ -93,7 +94,7 @@ func (s *Server) releaseQuarantine(ctx context.Context, channel string) (release
 
 // releaseOne verifies one kept callback as a live one and enqueues it when
 // it passes; an error means the queue could not take it.
-func (s *Server) releaseOne(ctx context.Context, ch *ChannelConfig, rec *quarantine.Record) (bool, error) {
+func (s *Server) releaseOne(ctx context.Context, st *state, ch *ChannelConfig, rec *quarantine.Record) (bool, error) {
 	log := callbackLog{s.log, ch.Name, rec.RemoteAddr}
 	ok, reason := releasable(ch, rec)
 	if !ok {
@@ -101,7 +102,7 @@ func (s *Server) releaseOne(ctx context.Context, ch *ChannelConfig, rec *quarant
 		return false, nil
 	}
 	u, _ := url.ParseRequestURI(rec.RequestURI)
-	ev, res := newEvent(ch, rec.Method, rec.RequestURI, rec.Header, u.Query(), rec.Body, rec.ReceivedAt)
+	ev, res := newEvent(st, ch, rec.Method, rec.RequestURI, rec.Header, u.Query(), rec.Body, rec.ReceivedAt)
 	out, err := s.q.Enqueue(ctx, ev, ch.DedupeWindow)
 	if err != nil {
 		return false, err

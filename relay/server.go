@@ -29,13 +29,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
 	"github.com/edgerelay/edgerelay/relay/quarantine"
 	relaytls "github.com/edgerelay/edgerelay/tls"
@@ -73,6 +72,8 @@ type Server struct {
 	listeners  map[string]*listener
 	admin      *http.Server
 	adminLn    net.Listener
+	adminTLS   *relaytls.Server // nil: plain HTTP
+	console    http.Handler     // the console under /ui/
 	deliverers map[string]*deliverer
 	proxies    map[string]*outbound.Proxy
 	tlsServers map[string]*relaytls.Server
@@ -90,7 +91,9 @@ type state struct {
 	cfg       *Config
 	listeners map[string]*ListenerConfig
 	channels  map[string]map[string]*ChannelConfig // listener → path → channel
-	upstreams map[string]*outbound.Router          // listener → its upstreams (longest prefix wins)
+	prefixes  map[string][]prefixChannel           // listener → prefix channels, longest first
+	byName    map[string]*ChannelConfig
+	upstreams map[string]*outbound.Router // listener → its upstreams (longest prefix wins)
 	backends  map[string]*BackendConfig
 }
 
@@ -129,12 +132,15 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	maxSize := cfg.Queue.MaxSize
+	qdir := filepath.Join(cfg.DataDir, "queue")
+	maxSize, sizeFrom := cfg.Queue.MaxSize, "queue.max_size"
 	if maxSize == 0 {
-		maxSize = defaultQueueSize(cfg.DataDir)
+		// Computed once, counting what the queue already holds.
+		maxSize, sizeFrom = queue.DefaultMaxSize(qdir), "90% of free space plus the queue's own files, less the disk reserve"
 	}
+	s.log.Info("queue size limit", "max_bytes", maxSize, "from", sizeFrom)
 	q, err := queue.Open(queue.Options{
-		Dir:        filepath.Join(cfg.DataDir, "queue"),
+		Dir:        qdir,
 		MaxSize:    maxSize,
 		Retain:     cfg.Queue.Retain,
 		GCInterval: cfg.Queue.GCInterval,
@@ -178,17 +184,13 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
 	}
 	s.adminLn = ln
-	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	return s, nil
-}
-
-// defaultQueueSize is 90% of the free space of dir at start.
-func defaultQueueSize(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
+	if err := s.setupAdmin(cfg); err != nil {
+		ln.Close()
+		s.closeListeners()
+		q.Close()
+		return nil, err
 	}
-	return int64(float64(st.Bavail) * float64(st.Bsize) * 0.9)
+	return s, nil
 }
 
 // NewLogger builds the process logger from the log block.
@@ -289,11 +291,17 @@ func (s *Server) Start() error {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.adminTLS != nil {
+			err = s.admin.ServeTLS(s.adminLn, "", "")
+		} else {
+			err = s.admin.Serve(s.adminLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin listener stopped", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "address", s.adminLn.Addr().String())
+	s.log.Info("admin listening", "address", s.adminLn.Addr().String(), "tls", s.adminTLS != nil, "tokens", len(s.state.Load().cfg.Admin.Tokens))
 	s.syncDeliverers(s.state.Load())
 	s.bg.Add(1)
 	go func() {
@@ -330,6 +338,8 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		cfg:       cfg,
 		listeners: map[string]*ListenerConfig{},
 		channels:  map[string]map[string]*ChannelConfig{},
+		prefixes:  prefixChannels(cfg.Channels),
+		byName:    map[string]*ChannelConfig{},
 		upstreams: map[string]*outbound.Router{},
 		backends:  map[string]*BackendConfig{},
 	}
@@ -340,7 +350,10 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		if st.channels[ch.Listener] == nil {
 			st.channels[ch.Listener] = map[string]*ChannelConfig{}
 		}
-		st.channels[ch.Listener][ch.Path] = ch
+		st.byName[ch.Name] = ch
+		if !strings.HasSuffix(ch.Path, "/*") {
+			st.channels[ch.Listener][ch.Path] = ch
+		}
 	}
 	for _, b := range cfg.Backends {
 		st.backends[b.Name] = b
@@ -412,25 +425,28 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
 		}
 	}
-	for _, ic := range u.Inject {
-		switch ic.Type {
-		case "header":
-			spec.Inject = append(spec.Inject, outbound.HeaderInject{Name: ic.Name, Value: ic.Value})
-		case "basic":
-			spec.Inject = append(spec.Inject, outbound.BasicInject{Username: ic.Username, Password: ic.Password})
-		case "bearer":
-			spec.Inject = append(spec.Inject, outbound.BearerInject{Token: ic.Token, Expires: ic.Expires})
-		case "oauth2":
-			oi := outbound.OAuth2Inject{TokenURL: ic.TokenURL, ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Scopes: ic.Scopes}
-			if ic.OAuthTrust != nil {
-				if oi.TLS, err = clientTLS(*ic.OAuthTrust); err != nil {
-					return spec, err
-				}
-			}
-			spec.Inject = append(spec.Inject, oi)
-		}
+	if spec.Inject, err = injectSpecs(u.Inject); err != nil {
+		return spec, err
 	}
+	spec.Proxy, spec.Rate = u.Proxy, u.Rate
 	return spec, nil
+}
+
+// injectSpecs turns inject blocks into what package inject runs, building
+// the TLS of oauth2 blocks that name their own trust store.
+func injectSpecs(ics []InjectConfig) ([]inject.Spec, error) {
+	var out []inject.Spec
+	for _, ic := range ics {
+		var tc *stdtls.Config
+		if ic.OAuthTrust != nil {
+			var err error
+			if tc, err = clientTLS(*ic.OAuthTrust); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, injectSpec(ic, tc))
+	}
+	return out, nil
 }
 
 // clientTLS builds the outbound TLS config of a trust setting (nil trust
@@ -477,6 +493,11 @@ func (s *Server) Reload() error {
 			s.log.Error("certificate reload failed, the old certificate stays", "listener", name, "err", err)
 		}
 	}
+	if s.adminTLS != nil {
+		if err := s.adminTLS.Reload(); err != nil {
+			s.log.Error("certificate reload failed, the old certificate stays", "listener", "admin", "err", err)
+		}
+	}
 	s.state.Store(st)
 	s.syncDeliverers(st)
 	if err := s.qt.Configure(quarantineSettings(cfg)); err != nil {
@@ -495,6 +516,9 @@ func immutableChange(a, b *Config) string {
 	}
 	if a.Admin.Address != b.Admin.Address {
 		return "admin address"
+	}
+	if !reflect.DeepEqual(a.Admin.TLS, b.Admin.TLS) {
+		return "admin tls block (its files are re-read on reload; the block itself cannot change)"
 	}
 	if a.Queue != b.Queue {
 		return "queue block"
@@ -585,54 +609,4 @@ func waitCtx(wg *sync.WaitGroup, ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// expiryWatch announces expiring credentials in the log, daily, from 14
-// days before; the metric is computed at scrape time.
-func (s *Server) expiryWatch() {
-	t := time.NewTicker(24 * time.Hour)
-	defer t.Stop()
-	for {
-		for _, e := range s.expiries() {
-			left := time.Until(e.at)
-			switch {
-			case left <= 0:
-				s.log.Error("credential expired: callbacks using it are rejected", "owner", e.owner, "credential", e.name, "expired", e.at.Format(time.DateOnly))
-			case left <= 14*24*time.Hour:
-				s.log.Warn("credential expires soon: rotate it", "owner", e.owner, "credential", e.name, "expires", e.at.Format(time.DateOnly), "days_left", int(left.Hours()/24))
-			}
-		}
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-type expiry struct {
-	owner, name string
-	at          time.Time
-}
-
-func (s *Server) expiries() []expiry {
-	st := s.state.Load()
-	var out []expiry
-	for _, ch := range st.cfg.Channels {
-		for _, a := range ch.Auth {
-			if e, ok := a.Verifier.(auth.Expiring); ok {
-				for _, x := range e.Expiries() {
-					out = append(out, expiry{owner: "channel " + ch.Name, name: x.Name, at: x.At})
-				}
-			}
-		}
-	}
-	s.mu.Lock()
-	for name, p := range s.proxies {
-		for _, x := range p.Expiries() {
-			out = append(out, expiry{owner: "upstream " + name, name: x.Name, at: x.At})
-		}
-	}
-	s.mu.Unlock()
-	return out
 }

@@ -192,8 +192,8 @@ func TestDLQCommands(t *testing.T) {
 	var eventID string
 	waitFor(t, 10*time.Second, func() bool {
 		out, _ := cli("dlq", "list", "-config", cfgPath, "-json")
-		if i := strings.Index(out, `"EventID": "`); i >= 0 {
-			eventID = out[i+len(`"EventID": "`):]
+		if i := strings.Index(out, `"event_id": "`); i >= 0 {
+			eventID = out[i+len(`"event_id": "`):]
 			eventID = eventID[:strings.Index(eventID, `"`)]
 			return true
 		}
@@ -219,14 +219,14 @@ func TestDLQCommands(t *testing.T) {
 	post("wamid.dlq-3")
 	waitFor(t, 10*time.Second, func() bool {
 		out, _ := cli("dlq", "list", "-config", cfgPath, "-json")
-		return strings.Count(out, `"EventID"`) == 2
+		return strings.Count(out, `"event_id"`) == 2
 	}, "two dead letters")
 	out, code = cli("dlq", "purge", "-all", "-backend", "crm", "-config", cfgPath)
 	if code != 0 || !strings.Contains(out, "purged 2") {
 		t.Fatalf("dlq purge -all (%d): %s", code, out)
 	}
 	out, _ = cli("dlq", "list", "-config", cfgPath, "-json")
-	if strings.Contains(out, "EventID") {
+	if strings.Contains(out, "event_id") {
 		t.Fatalf("dead letters left after purge: %s", out)
 	}
 	if _, code := cli("dlq", "replay", "-config", cfgPath); code == 0 {
