@@ -17,9 +17,8 @@ import (
 //	POST   /api/v1/quarantine/release?channel=C   re-verify every kept callback of C, enqueue those that pass
 //	POST   /api/v1/quarantine/purge?channel=C     drop every kept callback of C
 //
-// Credential headers (Authorization, Proxy-Authorization, Cookie and the
-// headers a channel's auth "header" and "jwt" blocks read) are shown
-// redacted, even to operators: they are secrets of the provider's account.
+// Credential headers (those that look like one, and those the channel's
+// auth blocks read) are shown redacted, even to operators.
 
 // QuarantinedJSON is a kept callback as the admin API shows it. Header and
 // Body are left out for a viewer; Body is base64 (encoding/json's []byte).
@@ -36,9 +35,6 @@ type QuarantineChannelJSON struct {
 	Bytes     int64  `json:"bytes"`
 	Dropped   uint64 `json:"dropped"`
 }
-
-// redacted is what a credential header's value is replaced with.
-const redacted = "[redacted]"
 
 func (s *Server) quarantineRoutes(mux *http.ServeMux) {
 	s.handleAdmin(mux, "GET /api/v1/quarantine", accessViewer, s.apiQuarantineList)
@@ -73,7 +69,7 @@ func (s *Server) QuarantinedCallback(id string, withContent bool) (QuarantinedJS
 	}
 	out := QuarantinedJSON{Summary: quarantine.Summarize(rec)}
 	if withContent {
-		out.Header = s.redactHeaders(rec.Channel, rec.Header)
+		out.Header = s.redactQuarantined(rec.Channel, rec.Header)
 		out.Body = rec.Body
 		if out.Body == nil {
 			out.Body = []byte{}
@@ -82,33 +78,25 @@ func (s *Server) QuarantinedCallback(id string, withContent bool) (QuarantinedJS
 	return out, nil
 }
 
-// redactHeaders copies h with the values of credential headers replaced.
-func (s *Server) redactHeaders(channel string, h http.Header) map[string][]string {
-	secret := map[string]bool{"Authorization": true, "Proxy-Authorization": true, "Cookie": true}
+// redactQuarantined copies h for display: credential-looking headers
+// (redactHeaders) and every header the channel's auth blocks read show
+// "[redacted]". A kept callback holds them (its release needs them); the
+// admin API never shows them.
+func (s *Server) redactQuarantined(channel string, h http.Header) map[string][]string {
+	out := redactHeaders(h)
 	for _, ch := range s.state.Load().cfg.Channels {
 		if ch.Name != channel {
 			continue
 		}
-		for _, a := range ch.Auth {
-			if a.Header != nil {
-				secret[http.CanonicalHeaderKey(a.Header.Name)] = true
-			}
-			if a.JWT != nil {
-				secret[http.CanonicalHeaderKey(a.JWT.Header)] = true
+		for _, name := range ch.AuthHeaders {
+			if vs, ok := out[name]; ok {
+				r := make([]string, len(vs))
+				for i := range r {
+					r[i] = redacted
+				}
+				out[name] = r
 			}
 		}
-	}
-	out := make(map[string][]string, len(h))
-	for k, vs := range h {
-		if secret[http.CanonicalHeaderKey(k)] {
-			r := make([]string, len(vs))
-			for i := range r {
-				r[i] = redacted
-			}
-			out[k] = r
-			continue
-		}
-		out[k] = vs
 	}
 	return out
 }

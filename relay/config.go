@@ -121,6 +121,9 @@ type ChannelConfig struct {
 	Provider             string
 	Profile              *profile.Profile
 	Auth                 []AuthConfig
+	// AuthHeaders are the headers the auth blocks read (canonical names):
+	// dropped before an event is stored.
+	AuthHeaders []string
 	// Methods accepted for callbacks; default ["POST"]. A Meta channel
 	// also answers the GET verification handshake.
 	Methods     []string

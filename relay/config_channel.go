@@ -103,6 +103,7 @@ func (v *validator) channel(cb *channelBlock, listeners map[string]*ListenerConf
 	}
 
 	ch.Auth = v.authBlocks(cb.Auth, p, ch.PublicURL, cb.PublicURLRange, listeners[cb.Listener], fmt.Sprintf("channel %q", cb.Name))
+	ch.AuthHeaders = authHeaderNames(ch.Auth)
 	if len(cb.Auth) == 0 {
 		v.errorf(cb.DefRange, "missing authentication", "channel %q has no auth block: add one (provider %q normally uses auth %q { ... }), or write auth \"none\" {} to accept unauthenticated callbacks on purpose", cb.Name, ch.Provider, p.DefaultAuth)
 	}

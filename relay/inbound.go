@@ -168,7 +168,7 @@ func newEvent(st *state, ch *ChannelConfig, method, target string, header http.H
 		ReceivedAt:      receivedAt.UTC(),
 		Method:          method,
 		Path:            target,
-		Header:          forwardHeaders(header, passAuthorization(st, backends)),
+		Header:          forwardHeaders(header, passAuthorization(st, backends), ch.AuthHeaders),
 		Body:            body,
 		Backends:        backends,
 	}, res
@@ -325,10 +325,13 @@ func passAuthorization(st *state, backends []string) bool {
 	return false
 }
 
-// forwardHeaders keeps the headers of a callback that are forwarded; the
-// BSP's Authorization only when keepAuth (a backend has pass_authorization;
+// forwardHeaders is what an event keeps of its callback's headers: all but
+// hop-by-hop headers, Host, Cookie, Content-Length and the headers the
+// channel's auth blocks read (authHeaders, canonical names: the
+// credentials were checked at the edge). Authorization is dropped too,
+// unless keepAuth (a backend has pass_authorization, an explicit choice;
 // delivery drops it again for the others).
-func forwardHeaders(h http.Header, keepAuth bool) map[string][]string {
+func forwardHeaders(h http.Header, keepAuth bool, authHeaders []string) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, v := range h {
 		out[k] = v
@@ -344,6 +347,11 @@ func forwardHeaders(h http.Header, keepAuth bool) map[string][]string {
 	}
 	for _, k := range hopHeaders {
 		delete(out, k)
+	}
+	for _, k := range authHeaders {
+		if k != "Authorization" {
+			delete(out, k)
+		}
 	}
 	if auth != nil {
 		out["Authorization"] = auth

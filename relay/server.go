@@ -210,7 +210,7 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 		return fmt.Errorf("listener %q on %s: %w", lc.Name, lc.Address, err)
 	}
 	l := &listener{cfg: lc, ln: ln}
-	var h http.Handler = s.listenerHandler(lc.Name)
+	var h http.Handler = closeAfterChunked(s.listenerHandler(lc.Name))
 	l.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: lc.ReadTimeout,
@@ -420,11 +420,10 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 	spec.TLS = tc
 	for _, ac := range u.CallerAuth {
 		spec.CallerAuth = append(spec.CallerAuth, ac.Verifier)
-		if ac.Header != nil {
-			// The caller's relay credential is not the BSP's business.
-			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
-		}
 	}
+	// The caller's relay credential is not the BSP's business, whatever
+	// scheme carries it.
+	spec.StripHeaders = authHeaderNames(u.CallerAuth)
 	if spec.Inject, err = injectSpecs(u.Inject); err != nil {
 		return spec, err
 	}
