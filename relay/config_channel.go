@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/relay/profile"
+	"github.com/edgerelay/edgerelay/relay/quarantine"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 )
@@ -85,6 +86,19 @@ func (v *validator) channel(cb *channelBlock, listeners map[string]*ListenerConf
 	if len(cb.ClientNames) > 0 {
 		if l := listeners[cb.Listener]; l != nil && (l.TLS == nil || len(l.TLS.Server.ClientCAs) == 0) {
 			v.errorf(cb.ClientNamesRange, "client_names without mTLS", "client_names needs listener %q to have tls { client_ca = [...] }", cb.Listener)
+		}
+	}
+
+	if qb := cb.Quarantine; qb != nil {
+		ch.Quarantine = &QuarantineConfig{
+			MaxSize: v.size(qb.MaxSize, qb.MaxSizeRange, "max_size", quarantine.DefaultMaxSize),
+			Keep:    v.duration(qb.Keep, qb.KeepRange, "keep", quarantine.DefaultKeep),
+		}
+		if qb.MaxSize != nil && ch.Quarantine.MaxSize < 64<<10 {
+			v.errorf(qb.MaxSizeRange, "quarantine too small", "quarantine max_size = %q: use at least 64KiB", *qb.MaxSize)
+		}
+		if qb.Keep != nil && ch.Quarantine.Keep <= 0 {
+			v.errorf(qb.KeepRange, "invalid keep", "quarantine keep = %q must be more than 0", *qb.Keep)
 		}
 	}
 

@@ -9,8 +9,9 @@
 //
 // relay is the only package that knows HCL. It imports the leaves auth
 // (verifiers), queue (the durable Badger queue) and tls (certificates and
-// trust stores), and its own subpackages profile (provider payloads) and
-// outbound (the BSP API proxy).
+// trust stores), and its own subpackages profile (provider payloads),
+// outbound (the BSP API proxy) and quarantine (callbacks refused for a wrong
+// secret, kept for release).
 package relay
 
 import (
@@ -35,6 +36,7 @@ import (
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
+	"github.com/edgerelay/edgerelay/relay/quarantine"
 	relaytls "github.com/edgerelay/edgerelay/tls"
 )
 
@@ -64,6 +66,7 @@ type Server struct {
 
 	state atomic.Pointer[state]
 	q     *queue.Queue
+	qt    *quarantine.Manager
 
 	mu         sync.Mutex // guards what follows (reload and shutdown)
 	listeners  map[string]*listener
@@ -147,8 +150,20 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open queue in %s: %w", cfg.DataDir, err)
 	}
 	s.q = q
+	qt, err := quarantine.Open(filepath.Join(cfg.DataDir, "quarantine"), quarantine.Options{Logger: s.log.With("component", "quarantine")})
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	s.qt = qt
+	if err := qt.Configure(quarantineSettings(cfg)); err != nil {
+		qt.Close()
+		q.Close()
+		return nil, err
+	}
 	st, err := s.buildState(cfg)
 	if err != nil {
+		qt.Close()
 		q.Close()
 		return nil, err
 	}
@@ -156,6 +171,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	for _, lc := range cfg.Listeners {
 		if err := s.bindListener(lc); err != nil {
 			s.closeListeners()
+			qt.Close()
 			q.Close()
 			return nil, err
 		}
@@ -163,6 +179,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
 		s.closeListeners()
+		qt.Close()
 		q.Close()
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
 	}
@@ -482,6 +499,9 @@ func (s *Server) Reload() error {
 	}
 	s.state.Store(st)
 	s.syncDeliverers(st)
+	if err := s.qt.Configure(quarantineSettings(cfg)); err != nil {
+		s.log.Error("quarantine not opened for every channel", "err", err)
+	}
 	s.metrics.reloads.WithLabelValues("applied").Inc()
 	s.log.Info("configuration reloaded", "file", cfg.File, "channels", len(cfg.Channels), "backends", len(cfg.Backends), "upstreams", len(cfg.Upstreams))
 	return nil
@@ -571,6 +591,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if !waitCtx(&s.bg, ctx) {
 			s.log.Warn("shutdown deadline reached with work still running")
 		}
+		s.qt.Close()
 		s.stopErr = s.q.Close()
 		s.log.Info("stopped")
 	})
