@@ -27,6 +27,8 @@ commands:
   dlq replay  (ID... | -all) [-backend B] deliver dead letters again
   dlq purge   (ID... | -all) [-backend B] drop dead letters
   certs                                   list served certificates
+  queue check   -config F                 read every queue file (relay stopped), print the verdict
+  queue salvage -config F -to DIR         copy what can be read of a damaged queue into DIR/queue
   receive   -addr A [-secret S] [-status N]
                                           a test backend: prints each delivery as a JSON line
   version                                 print the version
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdSimulate(args[1:], stdout, stderr)
 	case "dlq":
 		return cmdDLQ(args[1:], stdout, stderr)
+	case "queue":
+		return cmdQueue(args[1:], stdout, stderr)
 	case "certs":
 		return cmdCerts(args[1:], stdout, stderr)
 	case "receive":
