@@ -146,7 +146,8 @@ type Event struct {
 	ReceivedAt time.Time
 	// Method is the HTTP method of the callback.
 	Method string
-	// Path is the request path + "?" + raw query as received (informational).
+	// Path is the request target as received: path + "?" + raw query. Delivery fills a backend
+	// URL's {path} and {query} from it.
 	Path string
 	// Header holds the callback's headers.
 	Header map[string][]string

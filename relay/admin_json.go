@@ -72,7 +72,7 @@ func eventJSON(ev *queue.Event, withContent bool) EventJSON {
 		BodySize: len(ev.Body), Backends: ev.Backends,
 	}
 	if withContent {
-		e.Header, e.Body = redactAuthorization(ev.Header), ev.Body
+		e.Header, e.Body = redactHeaders(ev.Header), ev.Body
 	}
 	return e
 }

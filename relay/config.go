@@ -121,6 +121,9 @@ type ChannelConfig struct {
 	Provider             string
 	Profile              *profile.Profile
 	Auth                 []AuthConfig
+	// AuthHeaders are the headers the auth blocks read (canonical names):
+	// dropped before an event is stored.
+	AuthHeaders []string
 	// Methods accepted for callbacks; default ["POST"]. A Meta channel
 	// also answers the GET verification handshake.
 	Methods     []string
@@ -137,6 +140,16 @@ type ChannelConfig struct {
 	ForwardTo      []string
 	Routes         []Route
 	Response       profile.Response
+	// Quarantine keeps callbacks refused for a wrong secret (nil: none).
+	Quarantine *QuarantineConfig
+}
+
+// QuarantineConfig is a channel's quarantine block (SPEC §13).
+type QuarantineConfig struct {
+	// MaxSize bounds the channel's quarantine on disk in bytes (default 64 MiB).
+	MaxSize int64
+	// Keep is how long a kept callback stays (default 72h).
+	Keep time.Duration
 }
 
 // RetryPolicy is a backend's retry schedule.

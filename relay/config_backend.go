@@ -3,6 +3,7 @@ package relay
 import (
 	stdtls "crypto/tls"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/http"
 	"net/url"
@@ -64,7 +65,7 @@ func (v *validator) backend(bb *backendBlock) *BackendConfig {
 		b.SignSecret = s.Secret
 	}
 	b.Trust = v.trust(bb.TrustStore, bb.TrustStoreRange, bb.TrustStorePassword, bb.TrustSystemRoots, bb.ClientCert)
-	b.Inject = v.injects(bb.Inject, fmt.Sprintf("backend %q", bb.Name), bb.TrustStorePassword, false)
+	b.Inject = v.injects(bb.Inject, fmt.Sprintf("backend %q", bb.Name), bb.TrustStorePassword)
 	for k, val := range bb.Headers {
 		c := http.CanonicalHeaderKey(k)
 		switch {
@@ -108,7 +109,7 @@ func (v *validator) backendURL(s string, rng hcl.Range) {
 
 // injects decodes inject blocks (shared by upstreams and backends) and
 // checks them with the same code that runs them.
-func (v *validator) injects(blocks []injectBlock, owner string, trustPassword *string, upstream bool) []InjectConfig {
+func (v *validator) injects(blocks []injectBlock, owner string, trustPassword *string) []InjectConfig {
 	var out []InjectConfig
 	for _, ib := range blocks {
 		ic := InjectConfig{Type: ib.Type}
@@ -164,7 +165,10 @@ func (v *validator) injects(blocks []injectBlock, owner string, trustPassword *s
 					}
 					pem, err := os.ReadFile(resolvePath(v.dir, *b.PrivateKeyFile))
 					if err != nil {
-						v.errorf(b.PrivateKeyRange, "unreadable file", "private_key_file: %v", err)
+						if pe, ok := err.(*fs.PathError); ok {
+							err = pe.Err
+						}
+						v.errorf(b.PrivateKeyRange, "unreadable file", "private_key_file %q: %v", *b.PrivateKeyFile, err)
 						ok = false
 						break
 					}
@@ -349,7 +353,7 @@ func (v *validator) upstream(ub *upstreamBlock, listeners map[string]*ListenerCo
 	u.Concurrency = v.positive(ub.Concurrency, ub.ConcurrencyRange, "concurrency", 64, false)
 	u.Trust = v.trust(ub.TrustStore, ub.TrustStoreRange, ub.TrustStorePassword, ub.TrustSystemRoots, ub.ClientCert)
 	u.Breaker = v.breaker(ub.Breaker)
-	u.Inject = v.injects(ub.Inject, fmt.Sprintf("upstream %q", ub.Name), ub.TrustStorePassword, true)
+	u.Inject = v.injects(ub.Inject, fmt.Sprintf("upstream %q", ub.Name), ub.TrustStorePassword)
 	u.Proxy = v.proxy(ub.Proxy, ub.ProxyRange)
 	u.Rate = v.rate(ub.Rate, ub.RateRange)
 	for _, ab := range ub.CallerAuth {

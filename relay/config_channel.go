@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/relay/profile"
+	"github.com/edgerelay/edgerelay/relay/quarantine"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 )
@@ -88,7 +89,21 @@ func (v *validator) channel(cb *channelBlock, listeners map[string]*ListenerConf
 		}
 	}
 
+	if qb := cb.Quarantine; qb != nil {
+		ch.Quarantine = &QuarantineConfig{
+			MaxSize: v.size(qb.MaxSize, qb.MaxSizeRange, "max_size", quarantine.DefaultMaxSize),
+			Keep:    v.duration(qb.Keep, qb.KeepRange, "keep", quarantine.DefaultKeep),
+		}
+		if qb.MaxSize != nil && ch.Quarantine.MaxSize < 64<<10 {
+			v.errorf(qb.MaxSizeRange, "quarantine too small", "quarantine max_size = %q: use at least 64KiB", *qb.MaxSize)
+		}
+		if qb.Keep != nil && ch.Quarantine.Keep <= 0 {
+			v.errorf(qb.KeepRange, "invalid keep", "quarantine keep = %q must be more than 0", *qb.Keep)
+		}
+	}
+
 	ch.Auth = v.authBlocks(cb.Auth, p, ch.PublicURL, cb.PublicURLRange, listeners[cb.Listener], fmt.Sprintf("channel %q", cb.Name))
+	ch.AuthHeaders = authHeaderNames(ch.Auth)
 	if len(cb.Auth) == 0 {
 		v.errorf(cb.DefRange, "missing authentication", "channel %q has no auth block: add one (provider %q normally uses auth %q { ... }), or write auth \"none\" {} to accept unauthenticated callbacks on purpose", cb.Name, ch.Provider, p.DefaultAuth)
 	}

@@ -130,33 +130,42 @@ type channelBlock struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	Listener            string       `hcl:"listener"`
-	ListenerRange       hcl.Range    `hcl:"listener,attr_range"`
-	Path                string       `hcl:"path"`
-	PathRange           hcl.Range    `hcl:"path,attr_range"`
-	Provider            *string      `hcl:"provider,optional"`
-	ProviderRange       hcl.Range    `hcl:"provider,attr_range"`
-	Auth                []authBlock  `hcl:"auth,block"`
-	Methods             []string     `hcl:"methods,optional"`
-	MethodsRange        hcl.Range    `hcl:"methods,attr_range"`
-	VerifyToken         *string      `hcl:"verify_token,optional"`
-	PublicURL           *string      `hcl:"public_url,optional"`
-	PublicURLRange      hcl.Range    `hcl:"public_url,attr_range"`
-	Ordering            *string      `hcl:"ordering,optional"`
-	OrderingRange       hcl.Range    `hcl:"ordering,attr_range"`
-	DedupeWindow        *string      `hcl:"dedupe_window,optional"`
-	DedupeWindowRange   hcl.Range    `hcl:"dedupe_window,attr_range"`
-	RejectStatus        *int         `hcl:"reject_status,optional"`
-	RejectStatusRange   hcl.Range    `hcl:"reject_status,attr_range"`
-	EventIDHeader       *string      `hcl:"event_id_header,optional"`
-	OrderKeyHeader      *string      `hcl:"order_key_header,optional"`
-	ClientNames         []string     `hcl:"client_names,optional"`
-	ClientNamesRange    hcl.Range    `hcl:"client_names,attr_range"`
-	ForwardTo           []string     `hcl:"forward_to,optional"`
-	ForwardToRange      hcl.Range    `hcl:"forward_to,attr_range"`
-	Routes              []routeBlock `hcl:"route,block"`
-	ResponseBody        *string      `hcl:"response_body,optional"`
-	ResponseContentType *string      `hcl:"response_content_type,optional"`
+	Listener            string           `hcl:"listener"`
+	ListenerRange       hcl.Range        `hcl:"listener,attr_range"`
+	Path                string           `hcl:"path"`
+	PathRange           hcl.Range        `hcl:"path,attr_range"`
+	Provider            *string          `hcl:"provider,optional"`
+	ProviderRange       hcl.Range        `hcl:"provider,attr_range"`
+	Auth                []authBlock      `hcl:"auth,block"`
+	Methods             []string         `hcl:"methods,optional"`
+	MethodsRange        hcl.Range        `hcl:"methods,attr_range"`
+	VerifyToken         *string          `hcl:"verify_token,optional"`
+	PublicURL           *string          `hcl:"public_url,optional"`
+	PublicURLRange      hcl.Range        `hcl:"public_url,attr_range"`
+	Ordering            *string          `hcl:"ordering,optional"`
+	OrderingRange       hcl.Range        `hcl:"ordering,attr_range"`
+	DedupeWindow        *string          `hcl:"dedupe_window,optional"`
+	DedupeWindowRange   hcl.Range        `hcl:"dedupe_window,attr_range"`
+	RejectStatus        *int             `hcl:"reject_status,optional"`
+	RejectStatusRange   hcl.Range        `hcl:"reject_status,attr_range"`
+	EventIDHeader       *string          `hcl:"event_id_header,optional"`
+	OrderKeyHeader      *string          `hcl:"order_key_header,optional"`
+	ClientNames         []string         `hcl:"client_names,optional"`
+	ClientNamesRange    hcl.Range        `hcl:"client_names,attr_range"`
+	ForwardTo           []string         `hcl:"forward_to,optional"`
+	ForwardToRange      hcl.Range        `hcl:"forward_to,attr_range"`
+	Routes              []routeBlock     `hcl:"route,block"`
+	ResponseBody        *string          `hcl:"response_body,optional"`
+	ResponseContentType *string          `hcl:"response_content_type,optional"`
+	Quarantine          *quarantineBlock `hcl:"quarantine,block"`
+}
+
+type quarantineBlock struct {
+	DefRange     hcl.Range `hcl:",def_range"`
+	MaxSize      *string   `hcl:"max_size,optional"`
+	MaxSizeRange hcl.Range `hcl:"max_size,attr_range"`
+	Keep         *string   `hcl:"keep,optional"`
+	KeepRange    hcl.Range `hcl:"keep,attr_range"`
 }
 
 type routeBlock struct {

@@ -18,6 +18,8 @@ type metrics struct {
 	deadLetters      *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
 	certEvents       *prometheus.CounterVec
+
+	quarantineReleased *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -47,8 +49,11 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		certEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tls_certificate_events_total", Help: "Certificate management events by listener and kind (obtained, renewed, renewal_failed, ...).",
 		}, []string{"listener", "kind"}),
+		quarantineReleased: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgerelay_quarantine_released_total", Help: "Quarantined callbacks that passed verification on release and were enqueued, by channel.",
+		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.requests, m.authFailures, m.attempts, m.deliveryDuration, m.breakerState,
+	reg.MustRegister(m.quarantineReleased, m.requests, m.authFailures, m.attempts, m.deliveryDuration, m.breakerState,
 		m.deadLetters, m.reloads, m.certEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{s: s})
@@ -76,10 +81,15 @@ var (
 	descCredExp  = prometheus.NewDesc("edgerelay_credential_expiry_seconds", "Seconds until a credential expires (negative: expired).", []string{"owner", "credential"}, nil)
 	descCertExp  = prometheus.NewDesc("tls_certificate_expiry_seconds", "Seconds until a served certificate expires.", []string{"listener", "name"}, nil)
 	descTrustExp = prometheus.NewDesc("edgerelay_trust_certificate_expiry_seconds", "Seconds until a trust-store or client certificate expires (negative: expired), by owning block and subject.", []string{"owner", "subject"}, nil)
+
+	descQuarantineCallbacks = prometheus.NewDesc("edgerelay_quarantine_callbacks", "Callbacks kept in a channel's quarantine.", []string{"channel"}, nil)
+	descQuarantineBytes     = prometheus.NewDesc("edgerelay_quarantine_bytes", "Disk used by a channel's quarantine.", []string{"channel"}, nil)
+	descQuarantineDropped   = prometheus.NewDesc("edgerelay_quarantine_dropped_total", "Quarantined callbacks dropped to stay within max_size, by channel.", []string{"channel"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descCredExp, descCertExp, descTrustExp} {
+	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descCredExp, descCertExp, descTrustExp,
+		descQuarantineCallbacks, descQuarantineBytes, descQuarantineDropped} {
 		ch <- d
 	}
 }
@@ -105,6 +115,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSyncs, prometheus.CounterValue, float64(syncs))
 	for _, e := range s.expiries() {
 		ch <- prometheus.MustNewConstMetric(descCredExp, prometheus.GaugeValue, e.at.Sub(now).Seconds(), e.owner, e.name)
+	}
+	for _, q := range s.qt.Stats() {
+		ch <- prometheus.MustNewConstMetric(descQuarantineCallbacks, prometheus.GaugeValue, float64(q.Callbacks), q.Channel)
+		ch <- prometheus.MustNewConstMetric(descQuarantineBytes, prometheus.GaugeValue, float64(q.Bytes), q.Channel)
+		ch <- prometheus.MustNewConstMetric(descQuarantineDropped, prometheus.CounterValue, float64(q.Dropped), q.Channel)
 	}
 	for _, tc := range s.state.Load().cfg.TrustCerts {
 		ch <- prometheus.MustNewConstMetric(descTrustExp, prometheus.GaugeValue, tc.NotAfter.Sub(now).Seconds(), tc.Owner, tc.Subject)

@@ -82,12 +82,14 @@ backend "paced" {
 	if span := times[n-1].Sub(times[0]); span < 600*time.Millisecond {
 		t.Errorf("%d deliveries at 40/s took %s, want >= 600ms (29 intervals of 25ms)", n, span)
 	}
+	// Arrival times at the backend can bunch on a loaded machine; the
+	// span above is the hard bound, this only catches no pacing at all.
 	for i := range times {
 		j := i
 		for j < len(times) && times[j].Sub(times[i]) < 250*time.Millisecond {
 			j++
 		}
-		if j-i > 12 {
+		if j-i > 20 {
 			t.Fatalf("%d deliveries within 250ms at 40/s", j-i)
 		}
 	}
@@ -132,7 +134,7 @@ upstream "bsp" {
   path        = "/out/bsp/"
   base_url    = %q
   allow_paths = ["/**"]
-  rate        = "2/s"
+  rate        = "1/m"
 }
 `, bsp.URL))
 	ok, limited := 0, 0
@@ -148,7 +150,7 @@ upstream "bsp" {
 			ok++
 		case 429:
 			limited++
-			if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra < 1 {
+			if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); ra < 30 || ra > 60 {
 				t.Errorf("429 without Retry-After: %q", res.Header.Get("Retry-After"))
 			}
 		default:
@@ -157,7 +159,7 @@ upstream "bsp" {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if ok < 2 || ok > 3 || limited != 6-ok || hits != ok {
+	if ok != 1 || limited != 5 || hits != 1 {
 		t.Errorf("ok %d, limited %d, BSP hits %d", ok, limited, hits)
 	}
 }
@@ -296,4 +298,52 @@ func writeClientCert(t *testing.T, dir, cn string) {
 	kd, _ := x509.MarshalECPrivateKey(k)
 	os.WriteFile(filepath.Join(dir, "client.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(filepath.Join(dir, "client.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}), 0o600)
+}
+
+// TestUpstreamExpiredBearerNotSent: an upstream's expired bearer token is
+// not sent; the caller gets 502 credential_expired and the BSP sees nothing.
+func TestUpstreamExpiredBearerNotSent(t *testing.T) {
+	var mu sync.Mutex
+	hits := 0
+	bsp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+	}))
+	t.Cleanup(bsp.Close)
+	tr := startRelay(t, fmt.Sprintf(`
+data_dir = "./data"
+listener "public" { address = "127.0.0.1:0" }
+admin { address = "127.0.0.1:0" }
+upstream "bsp" {
+  listener    = "public"
+  path        = "/out/bsp/"
+  base_url    = %q
+  allow_paths = ["/**"]
+  inject "bearer" {
+    token   = "EAAG-expired-token"
+    expires = "2022-02-02"
+  }
+}
+`, bsp.URL))
+	res, err := http.Get(tr.base + "/out/bsp/v1/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 502 || !strings.Contains(string(b), "credential_expired") {
+		t.Fatalf("%d %s", res.StatusCode, b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 0 {
+		t.Errorf("the BSP was called %d times", hits)
+	}
+	if strings.Contains(tr.logs.String(), "EAAG-expired-token") {
+		t.Error("the token appears in the logs")
+	}
+	if !strings.Contains(scrape(t, tr), `edgerelay_credential_expiry_seconds{credential="inject \"bearer\"",owner="upstream bsp"}`) {
+		t.Error("no expiry metric for the upstream's token")
+	}
 }

@@ -31,6 +31,9 @@ func TestProxyCarriesEveryDeliveryAndUpstreamCall(t *testing.T) {
 		if r.TLS == nil {
 			return fmt.Errorf("not over TLS")
 		}
+		if strings.HasPrefix(r.URL.Path, "/tls/v21.0/") {
+			return oauth.check(r) // the upstream's calls carry its oauth2 token
+		}
 		return nil
 	})
 	port := func(u string) string { return u[strings.LastIndex(u, ":")+1:] }
@@ -97,6 +100,11 @@ upstream "graph" {
   allow_paths = ["/**"]
   trust_store = ["platform-ca.pem"]
   proxy       = %[2]q
+  inject "oauth2" {
+    token_url     = "http://tokens.test:%[4]s/token"
+    client_id     = "relay-client"
+    client_secret = %[5]q
+  }
 }
 `, port(plat.srv.URL), fp.url(), port(tlsPlat.srv.URL), port(oauth.srv.URL), secOAuth, port(iam.srv.URL), secIAM)
 	tr := startRelayIn(t, dir, cfg)
@@ -150,8 +158,8 @@ upstream "graph" {
 	if abs["kore.test:"+port(plat.srv.URL)] < n {
 		t.Errorf("proxy saw %d oauth2 deliveries", abs["kore.test:"+port(plat.srv.URL)])
 	}
-	if abs["tokens.test:"+port(oauth.srv.URL)] != 1 || int(oauth.fetches.Load()) != 1 {
-		t.Errorf("oauth2 token calls through the proxy: %d (fetches %d), want 1", abs["tokens.test:"+port(oauth.srv.URL)], oauth.fetches.Load())
+	if abs["tokens.test:"+port(oauth.srv.URL)] != 2 || int(oauth.fetches.Load()) != 2 {
+		t.Errorf("oauth2 token calls through the proxy: %d (fetches %d), want 2 (the backend's and the upstream's)", abs["tokens.test:"+port(oauth.srv.URL)], oauth.fetches.Load())
 	}
 	if got := abs["iam.test:"+port(iam.srv.URL)]; got != int(iam.logins.Load()) || got != 3 {
 		t.Errorf("IAM logins through the proxy: %d of %d, want 3 (backend, upstream, upstream after 401)", got, iam.logins.Load())

@@ -9,8 +9,9 @@
 //
 // relay is the only package that knows HCL. It imports the leaves auth
 // (verifiers), queue (the durable Badger queue) and tls (certificates and
-// trust stores), and its own subpackages profile (provider payloads) and
-// outbound (the BSP API proxy).
+// trust stores), and its own subpackages profile (provider payloads),
+// outbound (the BSP API proxy) and quarantine (callbacks refused for a wrong
+// secret, kept for release).
 package relay
 
 import (
@@ -32,10 +33,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
+	"github.com/edgerelay/edgerelay/relay/quarantine"
 	relaytls "github.com/edgerelay/edgerelay/tls"
 )
 
@@ -65,6 +66,7 @@ type Server struct {
 
 	state atomic.Pointer[state]
 	q     *queue.Queue
+	qt    *quarantine.Manager
 
 	mu         sync.Mutex // guards what follows (reload and shutdown)
 	listeners  map[string]*listener
@@ -148,8 +150,20 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open queue in %s: %w", cfg.DataDir, err)
 	}
 	s.q = q
+	qt, err := quarantine.Open(filepath.Join(cfg.DataDir, "quarantine"), quarantine.Options{Logger: s.log.With("component", "quarantine")})
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	s.qt = qt
+	if err := qt.Configure(quarantineSettings(cfg)); err != nil {
+		qt.Close()
+		q.Close()
+		return nil, err
+	}
 	st, err := s.buildState(cfg)
 	if err != nil {
+		qt.Close()
 		q.Close()
 		return nil, err
 	}
@@ -157,6 +171,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	for _, lc := range cfg.Listeners {
 		if err := s.bindListener(lc); err != nil {
 			s.closeListeners()
+			qt.Close()
 			q.Close()
 			return nil, err
 		}
@@ -164,6 +179,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
 		s.closeListeners()
+		qt.Close()
 		q.Close()
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
 	}
@@ -194,7 +210,7 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 		return fmt.Errorf("listener %q on %s: %w", lc.Name, lc.Address, err)
 	}
 	l := &listener{cfg: lc, ln: ln}
-	var h http.Handler = s.listenerHandler(lc.Name)
+	var h http.Handler = closeAfterChunked(s.listenerHandler(lc.Name))
 	l.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: lc.ReadTimeout,
@@ -404,11 +420,10 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 	spec.TLS = tc
 	for _, ac := range u.CallerAuth {
 		spec.CallerAuth = append(spec.CallerAuth, ac.Verifier)
-		if ac.Header != nil {
-			// The caller's relay credential is not the BSP's business.
-			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
-		}
 	}
+	// The caller's relay credential is not the BSP's business, whatever
+	// scheme carries it.
+	spec.StripHeaders = authHeaderNames(u.CallerAuth)
 	if spec.Inject, err = injectSpecs(u.Inject); err != nil {
 		return spec, err
 	}
@@ -484,6 +499,9 @@ func (s *Server) Reload() error {
 	}
 	s.state.Store(st)
 	s.syncDeliverers(st)
+	if err := s.qt.Configure(quarantineSettings(cfg)); err != nil {
+		s.log.Error("quarantine not opened for every channel", "err", err)
+	}
 	s.metrics.reloads.WithLabelValues("applied").Inc()
 	s.log.Info("configuration reloaded", "file", cfg.File, "channels", len(cfg.Channels), "backends", len(cfg.Backends), "upstreams", len(cfg.Upstreams))
 	return nil
@@ -573,6 +591,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if !waitCtx(&s.bg, ctx) {
 			s.log.Warn("shutdown deadline reached with work still running")
 		}
+		s.qt.Close()
 		s.stopErr = s.q.Close()
 		s.log.Info("stopped")
 	})
@@ -589,68 +608,4 @@ func waitCtx(wg *sync.WaitGroup, ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// expiryWatch announces expiring credentials in the log, daily, from 14
-// days before; the metric is computed at scrape time.
-func (s *Server) expiryWatch() {
-	t := time.NewTicker(24 * time.Hour)
-	defer t.Stop()
-	for {
-		for _, e := range s.expiries() {
-			left := time.Until(e.at)
-			switch {
-			case left <= 0:
-				s.log.Error("credential expired: callbacks using it are rejected, an injected one is no longer sent", "owner", e.owner, "credential", e.name, "expired", e.at.Format(time.DateOnly))
-			case left <= 14*24*time.Hour:
-				s.log.Warn("credential expires soon: rotate it", "owner", e.owner, "credential", e.name, "expires", e.at.Format(time.DateOnly), "days_left", int(left.Hours()/24))
-			}
-		}
-		for _, c := range s.state.Load().cfg.TrustCerts {
-			left := time.Until(c.NotAfter)
-			switch {
-			case left <= 0:
-				s.log.Error("trusted certificate expired", "owner", c.Owner, "subject", c.Subject, "expired", c.NotAfter.UTC().Format(time.DateOnly))
-			case left <= 30*24*time.Hour:
-				s.log.Warn("trusted certificate expires soon", "owner", c.Owner, "subject", c.Subject, "expires", c.NotAfter.UTC().Format(time.DateOnly), "days_left", int(left.Hours()/24))
-			}
-		}
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-type expiry struct {
-	owner, name string
-	at          time.Time
-}
-
-func (s *Server) expiries() []expiry {
-	st := s.state.Load()
-	var out []expiry
-	for _, ch := range st.cfg.Channels {
-		for _, a := range ch.Auth {
-			if e, ok := a.Verifier.(auth.Expiring); ok {
-				for _, x := range e.Expiries() {
-					out = append(out, expiry{owner: "channel " + ch.Name, name: x.Name, at: x.At})
-				}
-			}
-		}
-	}
-	s.mu.Lock()
-	for name, p := range s.proxies {
-		for _, x := range p.Expiries() {
-			out = append(out, expiry{owner: "upstream " + name, name: x.Name, at: x.At})
-		}
-	}
-	for name, d := range s.deliverers {
-		for _, x := range d.rt.Load().inject.Expiries() {
-			out = append(out, expiry{owner: "backend " + name, name: x.Name, at: x.At})
-		}
-	}
-	s.mu.Unlock()
-	return out
 }

@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 
 echo "==> building bin/edgerelay"
-go build -o bin/edgerelay ./cmd/edgerelay
+go build -buildvcs=auto -o bin/edgerelay ./cmd/edgerelay
 
 echo "==> validating config.hcl.example"
 bin/edgerelay validate -config config.hcl.example

@@ -18,14 +18,20 @@ func init() {
 	syscall.Umask(0o077)
 }
 
-const queueUsage = `usage:
-  edgerelay queue check   -config F           read every queue file, change nothing, print the verdict
-  edgerelay queue salvage -config F -to DIR   copy what can be read into a fresh queue in DIR/queue
-Both need the relay stopped (they refuse while it holds the queue).
+var queueCommand = &command{name: "queue", run: cmdQueue, usage: queueUsage}
+
+const queueUsage = `usage: edgerelay queue check|salvage -config F [-to DIR]   check or salvage the queue's files (relay stopped)
+
+  queue check   -config F           read every queue file, change nothing, print the verdict
+                                    (exit 1 when a file is damaged)
+  queue salvage -config F -to DIR   copy what can be read into a fresh queue in DIR/queue
+                                    (the damaged queue is left as it is)
+
+Both need the relay stopped: they refuse while it holds the queue.
 `
 
 // cmdQueue runs the offline queue commands: check and salvage.
-func cmdQueue(args []string, stdout, stderr io.Writer) int {
+func cmdQueue(_ *command, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "check" && args[0] != "salvage") {
 		fmt.Fprint(stderr, queueUsage)
 		return 2

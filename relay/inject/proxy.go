@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"golang.org/x/net/http/httpproxy"
 )
 
 // Proxy returns the http.Transport Proxy function of a `proxy` setting:
 // "" (direct: nil), "env" (HTTPS_PROXY, HTTP_PROXY and NO_PROXY read now,
-// once, so that a reload picks up a changed environment; note that the
+// once per call rather than once per process; note that the
 // standard NO_PROXY rules never proxy localhost and loopback addresses), or
 // an explicit "http://[user:pass@]host:port" (https:// for a proxy spoken
 // to over TLS). HTTPS targets go through the proxy with CONNECT; plain HTTP
@@ -25,6 +26,9 @@ func Proxy(setting string) (func(*http.Request) (*url.URL, error), error) {
 	case "env":
 		f := httpproxy.FromEnvironment().ProxyFunc()
 		return func(r *http.Request) (*url.URL, error) { return f(r.URL) }, nil
+	}
+	if !strings.Contains(setting, "://") {
+		return nil, errors.New("proxy must be \"env\" or a URL such as http://[user:pass@]host:port (no scheme given)")
 	}
 	u, err := url.Parse(setting)
 	if err != nil {

@@ -11,9 +11,10 @@
 // settings did not change.
 //
 // What is forwarded. A request to <Path><rest> goes to BaseURL + "/" + rest
-// with the method, the query string as received, the body (streamed) and the
-// headers minus hop-by-hop headers, the caller's Authorization,
-// Proxy-Authorization, Host, Expect and Spec.StripHeaders. The BSP's answer
+// (rest re-encoded from its checked segments) with the method, the query
+// string as received, the body (streamed) and the caller's headers named by
+// DefaultForwardHeaders and Spec.ForwardHeaders (an allow-list), minus
+// Spec.StripHeaders. The BSP's answer
 // (status, headers, body, trailers) is streamed back unchanged; a 3xx is
 // returned as is and never followed. Only methods in AllowMethods and paths
 // matching AllowPaths (see the glob syntax on Spec.AllowPaths) are forwarded;
@@ -130,10 +131,13 @@ type Spec struct {
 	// read whole: schemes that sign the body (hmac, twilio, standard
 	// webhooks) cannot be used here.
 	CallerAuth []auth.Verifier
-	// StripHeaders are more caller headers never forwarded to the BSP, e.g.
-	// the header a caller_auth "header" scheme reads. Authorization,
-	// Proxy-Authorization and hop-by-hop headers are always stripped.
+	// StripHeaders are caller headers never forwarded to the BSP even when
+	// allowed, e.g. the headers caller_auth reads. Authorization,
+	// Proxy-Authorization and hop-by-hop headers are never forwarded.
 	StripHeaders []string
+	// ForwardHeaders are caller headers forwarded besides
+	// DefaultForwardHeaders (the allow-list); nothing else is.
+	ForwardHeaders []string
 	// Hosts, when not empty, are the Host header values accepted from
 	// callers ("name:port" matches exactly, "name" with any port;
 	// case-insensitive), e.g. the internal listener's names; others get 403. Empty accepts any Host. The caller's
@@ -189,7 +193,8 @@ type state struct {
 	globs     []glob
 	methods   map[string]bool
 	hosts     map[string]bool
-	strip     []string
+	strip     headerSet
+	allow     headerSet
 	transport *http.Transport
 	tokenTr   *http.Transport // nil without oauth2 or huawei_iam
 	tokTLS    *tls.Config     // the oauth2 block's own TLS, if any
@@ -277,8 +282,8 @@ func (p *Proxy) BreakerState() string {
 	return p.cur.Load().br.cb.State().String()
 }
 
-// TokenFetches returns how many OAuth2 tokens were fetched by the current
-// token cache (0 without inject "oauth2").
+// TokenFetches returns how many tokens (OAuth2, Huawei IAM logins) the
+// current token caches fetched (0 without inject "oauth2" or "huawei_iam").
 func (p *Proxy) TokenFetches() int {
 	return p.cur.Load().inject.TokenFetches()
 }
@@ -344,12 +349,19 @@ func (p *Proxy) compile(s Spec, old *state) (*state, error) {
 			st.hosts[strings.ToLower(h)] = true
 		}
 	}
+	st.strip = newHeaderSet([]string{"Authorization", "Host", "Expect", "Content-Length"})
 	for _, h := range s.StripHeaders {
 		if !validHeaderName(h) || h == "" {
 			return nil, errf("strip header %q: invalid name", h)
 		}
-		st.strip = append(st.strip, http.CanonicalHeaderKey(h))
+		st.strip[http.CanonicalHeaderKey(h)] = true
 	}
+	for _, h := range s.ForwardHeaders {
+		if !validHeaderName(h) || h == "" {
+			return nil, errf("forward_headers: %q is not a header name", h)
+		}
+	}
+	st.allow = newHeaderSet(DefaultForwardHeaders, s.ForwardHeaders)
 
 	// Limits.
 	if s.Timeout < 0 || s.ConnectTimeout < 0 || s.TLSHandshakeTimeout < 0 || s.MaxBody < 0 ||
@@ -818,7 +830,7 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 		Header:     make(http.Header, len(r.Header)),
 		Host:       target.Host,
 	}
-	copyHeader(out.Header, r.Header, append([]string{"Authorization", "Host", "Expect", "Content-Length"}, st.strip...)...)
+	copyAllowed(out.Header, r.Header, st.allow, st.strip)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header.Set("User-Agent", "") // not Go's default
 	}
