@@ -65,13 +65,11 @@ func Salvage(src, dst string, log *slog.Logger) (*SalvageReport, error) {
 		return nil, fmt.Errorf("queue: salvage: %s is not empty", dst)
 	}
 	rep := &SalvageReport{}
-	keys := map[string]*salvVersion{}
+	// Every version found of every key; the newest readable one wins (event records never
+	// change, so an older copy of one, say in a value-log file GC had not yet deleted, is as good).
+	keys := map[string][]*salvVersion{}
 	offer := func(k []byte, v *salvVersion) {
-		uk := string(k)
-		if old, ok := keys[uk]; ok && (old.journal || old.ts > v.ts || (old.ts == v.ts && !old.ptr && v.ptr)) {
-			return
-		}
-		keys[uk] = v
+		keys[string(k)] = append(keys[string(k)], v)
 	}
 	fromMeta := func(key []byte, meta byte, value []byte, exp uint64) {
 		v := &salvVersion{ts: y.ParseTs(key), deleted: meta&metaDelete != 0, exp: exp}
@@ -127,8 +125,9 @@ func Salvage(src, dst string, log *slog.Logger) (*SalvageReport, error) {
 	}
 	// The journal's records after the checkpoint, in epoch order, on top.
 	if err := salvageJournal(filepath.Join(src, journalDirName), rep, func(set bool, e *badger.Entry) {
+		// Newer than anything in Badger: it replaces the versions found there.
 		v := &salvVersion{journal: true, deleted: !set, exp: e.ExpiresAt, value: bytes.Clone(e.Value)}
-		keys[string(e.Key)] = v
+		keys[string(e.Key)] = []*salvVersion{v}
 	}); err != nil {
 		return nil, err
 	}
@@ -143,21 +142,31 @@ func Salvage(src, dst string, log *slog.Logger) (*SalvageReport, error) {
 			f.Close()
 		}
 	}()
-	for k, v := range keys {
-		if v.deleted || (v.exp != 0 && v.exp <= now) || strings.HasPrefix(k, "!badger") || k == string(flushMarker) {
+	for k, vs := range keys {
+		if strings.HasPrefix(k, "!badger") || k == string(flushMarker) {
 			continue
 		}
-		val := v.value
-		if v.ptr {
-			var ok bool
-			val, ok = readVlogValue(files, vlogFiles, v.fid, v.off)
-			if !ok {
-				rep.UnreadableValues++
-				continue
+		sort.SliceStable(vs, func(i, j int) bool { return vs[i].ts > vs[j].ts })
+		unreadable := false
+		for _, v := range vs {
+			if v.deleted || (v.exp != 0 && v.exp <= now) {
+				break
 			}
+			val := v.value
+			if v.ptr {
+				var ok bool
+				if val, ok = readVlogValue(files, vlogFiles, v.fid, v.off); !ok {
+					unreadable = true
+					continue // an older version may still be readable
+				}
+			}
+			out[k] = val
+			exps[k] = v.exp
+			break
 		}
-		out[k] = val
-		exps[k] = v.exp
+		if _, ok := out[k]; !ok && unreadable {
+			rep.UnreadableValues++
+		}
 	}
 	for k := range out {
 		if !strings.HasPrefix(k, string(prefixPending)) && !strings.HasPrefix(k, string(prefixDead)) {

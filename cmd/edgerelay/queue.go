@@ -32,6 +32,10 @@ Both need the relay stopped: they refuse while it holds the queue.
 
 // cmdQueue runs the offline queue commands: check and salvage.
 func cmdQueue(_ *command, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprint(stdout, queueUsage)
+		return 0
+	}
 	if len(args) == 0 || (args[0] != "check" && args[0] != "salvage") {
 		fmt.Fprint(stderr, queueUsage)
 		return 2
