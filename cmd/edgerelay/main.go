@@ -39,6 +39,7 @@ var commands = []*command{
 	validateCommand,
 	simulateCommand,
 	dlqCommand,
+	quarantineCommand,
 	certsCommand,
 	queueCommand,
 	receiveCommand,
@@ -66,7 +67,7 @@ func globalUsage() string {
 	tw.Flush()
 	b.WriteString(`
 "edgerelay help COMMAND" or "edgerelay COMMAND -h" describes a command.
-Commands that call the admin API (dlq, certs, ...) need -admin HOST:PORT or URL,
+Commands that call the admin API (dlq, quarantine, certs, ...) need -admin HOST:PORT or URL,
 or -config FILE (its admin block); -token or EDGERELAY_ADMIN_TOKEN gives the bearer token.
 `)
 	return b.String()
