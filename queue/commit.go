@@ -425,8 +425,8 @@ func (q *Queue) completeEvent(w *writer, id string, now time.Time) error {
 
 func (q *Queue) deleteEvent(w *writer, id string) error {
 	k := eventKey(id)
-	if it, err := w.txn.Get(k); err == nil {
-		q.live.Add(-it.ValueSize())
+	if n, ok := w.valueSize(k); ok {
+		q.live.Add(-n)
 		q.deletes.Add(1)
 	}
 	return w.delete(k)

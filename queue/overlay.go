@@ -249,3 +249,20 @@ func (w *writer) get(k []byte) ([]byte, bool, error) {
 	v, err := it.ValueCopy(nil)
 	return v, err == nil, err
 }
+
+// valueSize is the size of key's value in the committer's view (as get), without reading it
+// from the value log.
+func (w *writer) valueSize(k []byte) (int64, bool) {
+	if w.staged != nil {
+		if st := w.staged[string(k)]; st != nil {
+			return int64(len(st.e.Value)), !st.del
+		}
+		if v, ok := w.q.ovGet(k); ok {
+			return int64(len(v)), true
+		}
+	}
+	if it, err := w.txn.Get(k); err == nil {
+		return it.ValueSize(), true
+	}
+	return 0, false
+}
