@@ -63,6 +63,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"certificates": certs})
 	})
+	s.quarantineRoutes(mux)
 }
 
 func (s *Server) apiQueues(w http.ResponseWriter, r *http.Request) {

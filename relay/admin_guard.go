@@ -219,6 +219,6 @@ func (s *Server) setupAdmin(cfg *Config) error {
 		s.admin.TLSConfig = ts.TLSConfig()
 	}
 	s.console = s.newConsole()
-	s.admin.Handler = s.adminHandler()
+	s.admin.Handler = closeAfterChunked(s.adminHandler())
 	return nil
 }

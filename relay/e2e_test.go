@@ -227,7 +227,7 @@ func TestRoundTripByteIdentical(t *testing.T) {
 		t.Fatalf("body changed:\n%s\n%s", got.Body, body)
 	}
 	h := got.Header
-	if h.Get("Content-Type") != "application/json" || h.Get("X-Custom") != "kept" || h.Get("X-Hub-Signature-256") == "" {
+	if h.Get("Content-Type") != "application/json" || h.Get("X-Custom") != "kept" || h.Get("X-Hub-Signature-256") != "" {
 		t.Errorf("original headers not kept: %v", h)
 	}
 	if h.Get("Authorization") != "" || h.Get("Cookie") != "" {
@@ -600,6 +600,8 @@ func TestMetricsExposed(t *testing.T) {
 		`edgerelay_backend_breaker_state{backend="b0"} 0`,
 		`edgerelay_delivery_duration_seconds_count{backend="b0"} 1`,
 		`edgerelay_queue_syncs_total`,
+		`edgerelay_queue_max_bytes `,
+		`edgerelay_queue_live_bytes 0`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)

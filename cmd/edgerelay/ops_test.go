@@ -203,9 +203,22 @@ func TestDLQCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, eventID) || !strings.Contains(out, "crm") || !strings.Contains(out, "400") {
 		t.Fatalf("dlq list (%d):\n%s", code, out)
 	}
-	out, code = cli("dlq", "show", "-admin", "http://"+addrs[1], eventID)
-	if code != 0 || !strings.Contains(out, `"channel": "meta"`) || !strings.Contains(out, `"body":`) {
+	// dlq show prints the event for a person: the body as indented JSON
+	// text (not base64), the dead letter's backend and error.
+	out, code = cli("dlq", "show", "-admin", addrs[1], eventID)
+	if code != 0 || !strings.Contains(out, "channel") || !strings.Contains(out, "meta (provider meta)") ||
+		!strings.Contains(out, "JSON):\n{\n  \"object\": \"whatsapp_business_account\"") || !strings.Contains(out, "wamid.dlq-1") ||
+		!strings.Contains(out, "400") {
 		t.Fatalf("dlq show (%d):\n%s", code, out)
+	}
+	out, code = cli("dlq", "show", "-json", "-admin", "http://"+addrs[1], eventID)
+	if code != 0 || !strings.Contains(out, `"channel": "meta"`) || !strings.Contains(out, `"body":`) || !strings.Contains(out, `"last_error":`) {
+		t.Fatalf("dlq show -json (%d):\n%s", code, out)
+	}
+	// A misspelt backend is an error, not "replayed 0".
+	out, code = cli("dlq", "replay", "-all", "-backend", "nosuch", "-admin", addrs[1])
+	if code != 1 || !strings.Contains(out, `unknown backend "nosuch"`) || strings.Contains(out, "replayed") {
+		t.Fatalf("dlq replay -all -backend nosuch (%d): %s", code, out)
 	}
 	be.status.Store(0)
 	out, code = cli("dlq", "replay", "-config", cfgPath, eventID)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,13 +12,21 @@ import (
 	"github.com/edgerelay/edgerelay/relay"
 )
 
-func cmdRun(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+var runCommand = &command{name: "run", run: cmdRun, usage: `usage: edgerelay run [-config F] [-shutdown-grace D]   run the relay
+-config defaults to config.hcl in the current directory. SIGHUP reloads the
+file (an invalid one is refused and the running configuration stays);
+SIGTERM or SIGINT drains and exits.
+`}
+
+func cmdRun(cmd *command, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet(cmd, stderr)
 	cfgPath := fs.String("config", "config.hcl", "configuration file")
 	grace := fs.Duration("shutdown-grace", 20*time.Second, "how long SIGTERM waits for in-flight work")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := parseFlags(cmd, fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(cmd, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	cfg := loadConfig(*cfgPath, stderr)
 	if cfg == nil {

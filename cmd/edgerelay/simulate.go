@@ -1,16 +1,21 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 
 	"github.com/edgerelay/edgerelay/relay"
 )
 
-func cmdSimulate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+var simulateCommand = &command{name: "simulate", run: cmdSimulate, usage: `usage: edgerelay simulate -channel NAME [-config F] [flags]   send a correctly signed sample callback
+       edgerelay simulate -channel NAME [-config F] [-sample inbound|status] [-body FILE] [-url URL] [-insecure]
+Sends a correctly signed sample callback of the channel's provider to the
+running relay and prints the answer: how to check a setup end to end.
+-config defaults to config.hcl in the current directory.
+`}
+
+func cmdSimulate(cmd *command, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet(cmd, stderr)
 	cfgPath := fs.String("config", "config.hcl", "configuration file")
 	var o relay.SimulateOptions
 	fs.StringVar(&o.Channel, "channel", "", "channel name (required)")
@@ -18,12 +23,14 @@ func cmdSimulate(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.BodyFile, "body", "", "send this file's bytes instead of the sample")
 	fs.StringVar(&o.URL, "url", "", "send here instead of the channel's listener")
 	fs.BoolVar(&o.Insecure, "insecure", false, "do not verify the listener's certificate (self-signed)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if done, code := parseFlags(cmd, fs, args, stdout); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(cmd, stderr, "unexpected argument %q", fs.Arg(0))
 	}
 	if o.Channel == "" {
-		fmt.Fprintln(stderr, "edgerelay simulate: -channel is required")
-		return 2
+		return usageError(cmd, stderr, "-channel is required")
 	}
 	cfg := loadConfig(*cfgPath, stderr)
 	if cfg == nil {
