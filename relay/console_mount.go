@@ -47,8 +47,15 @@ func (cs consoleSource) DeadLetters(backend, channel string, limit int) ([]queue
 	return cs.s.DeadLetters(backend, channel, limit)
 }
 
+// DeadLetter shows credentials redacted, as the JSON API does.
 func (cs consoleSource) DeadLetter(id string) (*queue.Event, []queue.DeadLetter, error) {
-	return cs.s.DeadLetter(id)
+	ev, dls, err := cs.s.DeadLetter(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	shown := *ev
+	shown.Header = redactHeaders(ev.Header)
+	return &shown, dls, nil
 }
 
 func (cs consoleSource) Act(who console.Identity, client, action string, ids []string, backend string) (int, error) {
