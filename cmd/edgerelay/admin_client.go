@@ -186,6 +186,10 @@ func (c *adminClient) do(method, path string, q url.Values, out any) error {
 			}
 		case http.StatusForbidden:
 			msg += ": this needs an operator token"
+		case http.StatusBadRequest:
+			if strings.Contains(string(body), "HTTP request to an HTTPS server") {
+				msg += ": the admin API speaks HTTPS: give -admin https://HOST:PORT (and -cacert for a private CA)"
+			}
 		}
 		return fmt.Errorf("admin API %s: %s", c.base, msg)
 	}
