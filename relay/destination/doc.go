@@ -1,7 +1,9 @@
 // Package destination is where a backend's deliveries leave the process.
 //
-// Start with [Destination]: one small interface with three implementations,
-// [HTTP] (one request per delivery, 2xx = delivered), [Kafka] (a record per
+// Start with [Destination]: one small interface with three implementations:
+// HTTP (one request per delivery, 2xx = delivered; it lives in package relay,
+// relay/delivery_http.go, because building its request needs the channel's
+// routing and the backend's credential injectors), [Kafka] (a record per
 // delivery through franz-go's idempotent producer, acks=all; delivered when
 // the partition leader acknowledged it) and [NATS] (a JetStream publish per
 // delivery with Nats-Msg-Id = the event id; delivered when the PubAck
