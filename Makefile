@@ -4,7 +4,7 @@
 .PHONY: demo test bench build vet
 
 build:
-	go build -o bin/edgerelay ./cmd/edgerelay
+	go build -buildvcs=auto -o bin/edgerelay ./cmd/edgerelay
 
 demo:
 	./scripts/demo.sh

@@ -44,6 +44,19 @@ type Request struct {
 	// Host is the Host the request was sent to (http.Request.Host). Only
 	// used to rebuild the public URL when PublicURL is empty.
 	Host string
+	// At is when the request arrived, for verifiers that check times
+	// (timestamps, token lifetimes, credential expiry). Zero means now (the
+	// verifier's clock). A request kept and verified again later carries its
+	// original arrival time, so it is judged as it would have been then.
+	At time.Time
+}
+
+// at returns r.At, or now() when it is zero.
+func (r *Request) at(now func() time.Time) time.Time {
+	if r.At.IsZero() {
+		return now()
+	}
+	return r.At
 }
 
 // Verifier checks one authentication scheme.

@@ -98,7 +98,7 @@ func (b *Basic) Verify(r *Request) error {
 	if !known || !match {
 		return fail(ReasonBadCredentials, "basic: wrong user name or password")
 	}
-	if !u.expires.IsZero() && !b.now().Before(u.expires) {
+	if !u.expires.IsZero() && !r.at(b.now).Before(u.expires) {
 		return fail(ReasonExpired, "basic: user %q expired at %s", name, u.expires.UTC().Format(time.RFC3339))
 	}
 	return nil

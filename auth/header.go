@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // HeaderConfig configures a Header verifier: a static token in a named
@@ -15,15 +16,25 @@ type HeaderConfig struct {
 	// Values are the accepted tokens; any one may match. Empty strings are
 	// ignored; none left is an error.
 	Values []string
+	// Expires, when set, is the first instant the values are rejected
+	// (reason expired_credential); Expiries reports it so the relay warns ahead.
+	Expires time.Time
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Header verifies a static token carried in a named header.
 type Header struct {
-	name   string
-	values []string
+	name    string
+	values  []string
+	expires time.Time
+	now     func() time.Time
 }
 
-var _ Verifier = (*Header)(nil)
+var (
+	_ Verifier = (*Header)(nil)
+	_ Expiring = (*Header)(nil)
+)
 
 // NewHeader checks c and returns the verifier.
 func NewHeader(c HeaderConfig) (*Header, error) {
@@ -40,7 +51,19 @@ func NewHeader(c HeaderConfig) (*Header, error) {
 	if len(values) == 0 {
 		return nil, fmt.Errorf("header: at least one non-empty value is required for %s", name)
 	}
-	return &Header{name: http.CanonicalHeaderKey(name), values: values}, nil
+	h := &Header{name: http.CanonicalHeaderKey(name), values: values, expires: c.Expires, now: c.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h, nil
+}
+
+// Expiries reports the end date of the values, if any.
+func (h *Header) Expiries() []Expiry {
+	if h.expires.IsZero() {
+		return nil
+	}
+	return []Expiry{{Name: "header " + h.name, At: h.expires}}
 }
 
 // Verify checks that the header carries one of the configured values.
@@ -57,6 +80,9 @@ func (h *Header) Verify(r *Request) error {
 	}
 	if !match {
 		return fail(ReasonBadCredentials, "header: %s does not carry an accepted value", h.name)
+	}
+	if !h.expires.IsZero() && !h.now().Before(h.expires) {
+		return fail(ReasonExpired, "header: the %s values expired at %s", h.name, h.expires.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

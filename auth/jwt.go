@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,7 @@ type JWT struct {
 	secrets     [][]byte
 	keys        []jwtKey
 	parser      *jwt.Parser
+	opts        []jwt.ParserOption // parser's options, for a parser at a request's own time
 	payloadHash bool
 	urlHash     bool
 }
@@ -222,6 +224,7 @@ func NewJWT(c JWTConfig) (*JWT, error) {
 	if c.RequireExp {
 		opts = append(opts, jwt.WithExpirationRequired())
 	}
+	v.opts = opts
 	v.parser = jwt.NewParser(opts...)
 	return v, nil
 }
@@ -248,7 +251,12 @@ func (v *JWT) Verify(r *Request) error {
 		return fail(ReasonMalformed, "jwt: token in %s is malformed", v.header)
 	}
 	claims := jwt.MapClaims{}
-	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyFunc)
+	parser := v.parser
+	if !r.At.IsZero() {
+		at := r.At
+		parser = jwt.NewParser(append(slices.Clip(v.opts), jwt.WithTimeFunc(func() time.Time { return at }))...)
+	}
+	parsed, err := parser.ParseWithClaims(token, claims, v.keyFunc)
 	if err != nil {
 		return v.failure(parsed, err)
 	}

@@ -112,7 +112,7 @@ func (s *StandardWebhooks) Verify(r *Request) error {
 	if !match {
 		return fail(ReasonBadSignature, "standard_webhooks: no v1 signature in %s matches", HeaderWebhookSignature)
 	}
-	now := s.now()
+	now := r.at(s.now)
 	at := time.Unix(sec, 0)
 	if at.Before(now.Add(-s.tolerance)) || at.After(now.Add(s.tolerance)) {
 		return fail(ReasonClockSkew, "standard_webhooks: timestamp %d is more than %s away from now", sec, s.tolerance)

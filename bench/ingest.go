@@ -14,11 +14,16 @@ func numCPU() int       { return runtime.NumCPU() }
 
 // Targets of the current round of figures (the numbers).
 const (
-	targetRatio      = 0.40
-	targetP99        = 20 * time.Millisecond
-	targetRSS        = 150 << 20
+	targetRatio      = 0.60
+	targetP99        = 15 * time.Millisecond
+	targetRSS        = 100 << 20
 	targetPassRate   = 10000
 	backlogSlopeFrac = 0.02 // a backlog growing by more than 2% of the offered rate is growing
+	targetNginxRatio = 0.70 // pass-through at saturating load against nginx proxy_pass
+	targetNginxP99   = 2.0  // and its p99 against nginx's, at most this many times
+	targetDrainRate  = 15000
+	targetQueuedRSS  = 200 << 20 // with the -n backlog queued
+	targetReady      = 2 * time.Second
 )
 
 // relayRun is one loaded relay run.

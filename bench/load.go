@@ -241,6 +241,18 @@ func (s *seqSource) take() uint64 { return s.next.Add(1) }
 // closedLoop runs conns workers against addr, each posting as fast as its
 // answers come, for warmup (not measured) and then d.
 func closedLoop(client, addr string, conns int, warmup, d time.Duration, seqs *seqSource, ts int64, senders int, withTimeline bool) *result {
+	return closedLoopHooks(client, addr, conns, warmup, d, seqs, ts, senders, withTimeline, loopHooks{})
+}
+
+// loopHooks lets a caller follow a closed loop: onAck gets the sequence
+// number of every message answered 200 (warm-up included), measuring is
+// called when the measured span starts (true) and ends (false).
+type loopHooks struct {
+	onAck     func(seq uint64)
+	measuring func(on bool)
+}
+
+func closedLoopHooks(client, addr string, conns int, warmup, d time.Duration, seqs *seqSource, ts int64, senders int, withTimeline bool, hooks loopHooks) *result {
 	var dials atomic.Int64
 	var measuring, stop atomic.Bool
 	stats := make([]*workerStats, conns)
@@ -257,11 +269,15 @@ func closedLoop(client, addr string, conns int, warmup, d time.Duration, seqs *s
 			defer c.close()
 			readyDone := false
 			for !stop.Load() {
-				b := p.body(seqs.take())
+				seq := seqs.take()
+				b := p.body(seq)
 				sig := p.sign(b)
 				start := time.Now()
 				status, err := c.post(b, sig)
 				el := time.Since(start)
+				if err == nil && status == http.StatusOK && hooks.onAck != nil {
+					hooks.onAck(seq)
+				}
 				if !readyDone {
 					ready.Done()
 					readyDone = true
@@ -280,10 +296,16 @@ func closedLoop(client, addr string, conns int, warmup, d time.Duration, seqs *s
 	ready.Wait()
 	time.Sleep(warmup)
 	measuring.Store(true)
+	if hooks.measuring != nil {
+		hooks.measuring(true)
+	}
 	start := time.Now()
 	time.Sleep(d)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	if hooks.measuring != nil {
+		hooks.measuring(false)
+	}
 	stop.Store(true)
 	wg.Wait()
 	return merge(stats, start, elapsed, dials.Load())

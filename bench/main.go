@@ -6,6 +6,26 @@
 //	go run ./bench                       # both modes (about two minutes)
 //	go run ./bench -mode ingest          # durable ingest against the baseline
 //	go run ./bench -mode passthrough     # paced load with a live backend
+//	go run ./bench -mode saturate        # closed loop through the relay and through nginx
+//	go run ./bench -mode drain -n 1000000  # backlog: memory, restart, drain rate
+//
+// Saturate mode (-mode saturate [-duration 10s] [-rounds 3]) alternates,
+// for -rounds rounds, nginx proxy_pass (when nginx is on the PATH; the
+// configuration is generated in the work dir: keep-alive upstream
+// connections, access log off) and the relay, each in front of a fresh
+// live backend in this process, under the same closed-loop load as ingest
+// mode. Every body the backend receives is checked. The relay's figure is
+// the lower of its acknowledged and delivered rates over the measured span;
+// after the load the bench waits until every acknowledged event has arrived.
+// It prints both, the ratio relay/nginx per round and of the medians, and
+// the p99 of each.
+//
+// Drain mode (-mode drain -n N) posts N events to the relay while its
+// backend is down (a reserved local port nobody listens on), reads the
+// relay's memory with the backlog, stops it (SIGTERM) and starts it again
+// on the same data (the time from exec to /readyz 200 is the restart
+// figure), then starts the backend on that port and measures the rate from
+// its first delivery to its last; every event must arrive byte for byte.
 //
 // Ingest mode (-mode ingest [-duration 10s] [-conns 64] [-rounds 3]) loads,
 // in alternation for -rounds rounds, (a) a minimal Go server doing the same
@@ -95,6 +115,7 @@ type options struct {
 	keep       bool
 	timeline   bool
 	client     string
+	n          int
 
 	serveBaseline string
 	secret        string
@@ -104,7 +125,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.mode, "mode", "all", "ingest, passthrough or all")
+	fs.StringVar(&o.mode, "mode", "all", "ingest, passthrough, saturate, drain or all")
+	fs.IntVar(&o.n, "n", 1000000, "drain: the backlog's size in events")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "load time per server per round (ingest); passthrough uses -pt-duration")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring, per run")
 	fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
@@ -135,8 +157,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if o.conns < 1 || o.rounds < 1 || o.rate < 1 || o.senders < 1 || o.concurrent < 1 {
-		fmt.Fprintln(stderr, "bench: -conns, -rounds, -rate, -senders and -backend-concurrency must be positive")
+	if o.conns < 1 || o.rounds < 1 || o.n < 1 || o.rate < 1 || o.senders < 1 || o.concurrent < 1 {
+		fmt.Fprintln(stderr, "bench: -n, -conns, -rounds, -rate, -senders and -backend-concurrency must be positive")
 		return 2
 	}
 	if o.client != "http" && o.client != "raw" {
@@ -156,9 +178,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	failed := false
 	switch o.mode {
-	case "ingest", "passthrough", "all":
+	case "ingest", "passthrough", "saturate", "drain", "all":
 	default:
-		fmt.Fprintf(stderr, "bench: unknown -mode %q (ingest, passthrough or all)\n", o.mode)
+		fmt.Fprintf(stderr, "bench: unknown -mode %q (ingest, passthrough, saturate, drain or all)\n", o.mode)
 		return 2
 	}
 	if o.mode == "ingest" || o.mode == "all" {
@@ -173,6 +195,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ok, err := env.passthrough()
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: passthrough: %v\n", err)
+			return 1
+		}
+		failed = failed || !ok
+	}
+	if o.mode == "saturate" || o.mode == "all" {
+		ok, err := env.saturate()
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: saturate: %v\n", err)
+			return 1
+		}
+		failed = failed || !ok
+	}
+	if o.mode == "drain" || o.mode == "all" {
+		ok, err := env.drainHTTP()
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: drain: %v\n", err)
 			return 1
 		}
 		failed = failed || !ok

@@ -23,6 +23,8 @@ type sink struct {
 	out   atomic.Int64 // messages outside the tracked range
 	pool  sync.Pool
 	check func(seq uint64, body []byte) bool
+	// onDeliver, when set before the sink serves, is called for every delivery.
+	onDeliver func()
 }
 
 // newSink starts a sink tracking n messages from base (n = 0: count only).
@@ -59,6 +61,9 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.total.Add(1)
+	if s.onDeliver != nil {
+		s.onDeliver()
+	}
 	if r.Header.Get("X-Relay-Event-Id") == "" {
 		s.noID.Add(1)
 	}

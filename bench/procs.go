@@ -183,6 +183,7 @@ type proc struct {
 	addr    string // the loaded address
 	admin   string // relay only
 	logPath string
+	tree    bool // CPU time includes the child processes (nginx's workers)
 	done    chan error
 	warn    io.Writer // where stop reports a process that ignored SIGTERM
 	dir     string    // the relay's directory (configuration, log, data_dir)
@@ -230,6 +231,8 @@ type relaySpec struct {
 	concurrency int
 	logLevel    string
 	profileFor  time.Duration // with -cpuprofile: profile this long, from a second after start
+	// backendExtra is HCL added to the backend block.
+	backendExtra string
 }
 
 // startRelay writes a configuration with a fresh data_dir and starts the
@@ -283,8 +286,8 @@ backend "sink" {
   url         = %q
   concurrency = %d
   timeout     = "10s"
-}
-`, filepath.Join(dir, "data"), rs.logLevel, addr, admin, channelPath, benchSecret, rs.backendURL, rs.concurrency)
+%s}
+`, filepath.Join(dir, "data"), rs.logLevel, addr, admin, channelPath, benchSecret, rs.backendURL, rs.concurrency, rs.backendExtra)
 	cfgPath := filepath.Join(dir, "edgerelay.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -295,25 +298,46 @@ backend "sink" {
 		return nil, err
 	}
 	defer lf.Close()
-	cmd := exec.Command(e.bin, "run", "-config", cfgPath, "-shutdown-grace", "5s")
+	return e.launchRelay(&proc{name: "relay", addr: addr, admin: admin, logPath: logPath, warn: e.out, dir: dir}, lf, rs.profileFor)
+}
+
+// launchRelay starts the relay binary on the configuration in p.dir,
+// logging to lf, and waits until it is ready.
+func (e *env) launchRelay(p *proc, lf *os.File, profileFor time.Duration) (*proc, error) {
+	cmd := exec.Command(e.bin, "run", "-config", filepath.Join(p.dir, "edgerelay.hcl"), "-shutdown-grace", "5s")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = os.Environ()
-	if rs.profileFor > 0 {
+	if profileFor > 0 {
 		cmd.Env = append(cmd.Env,
 			"EDGERELAY_BENCH_CPUPROFILE="+e.o.cpuprofile,
 			"EDGERELAY_BENCH_CPUPROFILE_DELAY=1s",
-			"EDGERELAY_BENCH_CPUPROFILE_FOR="+rs.profileFor.String())
+			"EDGERELAY_BENCH_CPUPROFILE_FOR="+profileFor.String())
 	}
-	p := &proc{name: "relay", cmd: cmd, addr: addr, admin: admin, logPath: logPath, done: make(chan error, 1), warn: e.out, dir: dir}
+	p.cmd, p.done = cmd, make(chan error, 1)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the relay: %w", err)
 	}
 	go func() { p.done <- cmd.Wait() }()
-	if err := e.waitHTTP(p, "http://"+admin+"/readyz", http.StatusOK); err != nil {
+	if err := e.waitHTTP(p, "http://"+p.admin+"/readyz", http.StatusOK); err != nil {
 		p.stop()
 		return nil, err
 	}
 	return p, nil
+}
+
+// restartRelay starts the relay again on the configuration and data of a
+// stopped one and returns it with the time from exec to its first 200 on
+// /readyz.
+func (e *env) restartRelay(old *proc) (*proc, time.Duration, error) {
+	lf, err := os.OpenFile(old.logPath, os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer lf.Close()
+	p := &proc{name: old.name, addr: old.addr, admin: old.admin, logPath: old.logPath, warn: old.warn, dir: old.dir}
+	start := time.Now()
+	p, err = e.launchRelay(p, lf, 0)
+	return p, time.Since(start), err
 }
 
 // waitHTTP polls url until it answers want, or the process exits, or 20s.
@@ -333,7 +357,7 @@ func (e *env) waitHTTP(p *proc, url string, want int) error {
 				return nil
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready after 20s; log %s:\n%s", p.name, p.logPath, tail(p.logPath))
 }
@@ -506,7 +530,13 @@ type cpuSnap struct {
 func (p *proc) cpuSnap() cpuSnap {
 	s := cpuSnap{at: time.Now(), self: procCPU("self")}
 	if p != nil {
-		s.server = procCPU(strconv.Itoa(p.cmd.Process.Pid))
+		pid := strconv.Itoa(p.cmd.Process.Pid)
+		s.server = procCPU(pid)
+		if p.tree {
+			for _, c := range childPIDs(pid) {
+				s.server += procCPU(c)
+			}
+		}
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(b), "\n")
@@ -565,4 +595,18 @@ func (u cpuUse) perRequest(rate float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0fµs", u.server/rate*1e6)
+}
+
+// childPIDs lists the children of process pid (from every thread's
+// /proc/PID/task/TID/children).
+func childPIDs(pid string) []string {
+	var out []string
+	tasks, _ := os.ReadDir("/proc/" + pid + "/task")
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/children")
+		if err == nil {
+			out = append(out, strings.Fields(string(b))...)
+		}
+	}
+	return out
 }

@@ -325,10 +325,9 @@ func (q *Queue) completeEvent(w *writer, id string, now time.Time) error {
 
 func (q *Queue) deleteEvent(w *writer, id string) error {
 	k := eventKey(id)
-	if q.o.InMemory {
-		if it, err := w.txn.Get(k); err == nil {
-			q.inMemLive.Add(-it.ValueSize())
-		}
+	if it, err := w.txn.Get(k); err == nil {
+		q.live.Add(-it.ValueSize())
+		q.deletes.Add(1)
 	}
 	return w.delete(k)
 }
@@ -371,7 +370,7 @@ func (q *Queue) releaseEventNow(w *writer, id string, backends []string) error {
 // events.
 func (q *Queue) Size() int64 {
 	if q.o.InMemory {
-		return q.inMemLive.Load()
+		return q.live.Load()
 	}
 	return q.sizeMeasured.Load() + q.sizeSince.Load()
 }
@@ -381,12 +380,14 @@ func (q *Queue) measureSize() {
 		return
 	}
 	var total int64
-	_ = filepath.WalkDir(q.o.Dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+	ballast := filepath.Join(q.o.Dir, ballastName)
+	_ = filepath.WalkDir(q.o.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || p == ballast {
 			return nil
 		}
 		if fi, err := d.Info(); err == nil {
 			total += diskUsage(fi)
+			tightenNew(p, fi)
 		}
 		return nil
 	})
@@ -400,9 +401,13 @@ func (q *Queue) sizeLoop() {
 	defer t.Stop()
 	for i := 0; ; i++ {
 		select {
-		case <-t.C:
+		case now := <-t.C:
+			if !q.o.InMemory {
+				q.measureFree()
+			}
 			if i%4 == 0 {
 				q.measureSize()
+				q.maybeReclaim(now)
 			}
 			q.pageOutSealedLogs()
 			// At thousands of events per second the value log grows by megabytes a second;
@@ -432,6 +437,14 @@ func (q *Queue) gcLoop(interval time.Duration) {
 		select {
 		case <-t.C:
 		case <-q.gcKick:
+		case <-q.reclaimKick:
+			q.writeMu.Lock()
+			if err := q.reclaim(); err != nil {
+				q.log.Warn("queue: reclaim space", "err", err)
+			}
+			q.writeMu.Unlock()
+			q.vlogSinceGC.Store(0)
+			continue
 		case <-q.closing:
 			return
 		}

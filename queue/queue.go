@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -147,7 +146,8 @@ type Event struct {
 	ReceivedAt time.Time
 	// Method is the HTTP method of the callback.
 	Method string
-	// Path is the request path + "?" + raw query as received (informational).
+	// Path is the request target as received: path + "?" + raw query. Delivery fills a backend
+	// URL's {path} and {query} from it.
 	Path string
 	// Header holds the callback's headers.
 	Header map[string][]string
@@ -198,7 +198,17 @@ type Queue struct {
 
 	sizeMeasured atomic.Int64 // disk use at the last measurement
 	sizeSince    atomic.Int64 // bytes written since the last measurement
-	inMemLive    atomic.Int64 // InMemory: estimated live bytes
+	live         atomic.Int64 // bytes of the stored event records (see space.go)
+	freeMeasured atomic.Int64 // free space of the file system at the last measurement
+	freeSince    atomic.Int64 // bytes of event records enqueued since that measurement
+	freeUnknown  atomic.Bool  // statfs failed: no admission by free space
+	deletes      atomic.Int64 // event records deleted since Open
+
+	// sizeLoop's state for reclaiming an idle queue (space.go).
+	reclaimCommits uint64
+	reclaimQuiet   time.Time
+	reclaimDeletes int64
+	reclaimKick    chan struct{}
 
 	commits atomic.Uint64 // events committed
 	syncs   atomic.Uint64 // fsyncs done by the committer
@@ -223,15 +233,17 @@ func Open(o Options) (*Queue, error) {
 		return nil, errors.New("queue: open: Dir is required unless InMemory")
 	}
 	q := &Queue{
-		o:       o,
-		clock:   o.Clock,
-		log:     o.Logger,
-		window:  o.Window,
-		ops:     make(chan *op, maxBatchOps),
-		toSync:  make(chan []*op, 64),
-		gcKick:  make(chan struct{}, 1),
-		closing: make(chan struct{}),
-		scheds:  map[string]*sched{},
+		o:      o,
+		clock:  o.Clock,
+		log:    o.Logger,
+		window: o.Window,
+		ops:    make(chan *op, maxBatchOps),
+		toSync: make(chan []*op, 64),
+		gcKick: make(chan struct{}, 1),
+
+		reclaimKick: make(chan struct{}, 1),
+		closing:     make(chan struct{}),
+		scheds:      map[string]*sched{},
 	}
 	if q.clock == nil {
 		q.clock = RealClock{}
@@ -246,7 +258,7 @@ func Open(o Options) (*Queue, error) {
 	if o.InMemory {
 		bo = badger.DefaultOptions("").WithInMemory(true).WithMemTableSize(inMemMemTableSize)
 	} else {
-		if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		if err := q.prepareDir(); err != nil {
 			return nil, fmt.Errorf("queue: open: %w", err)
 		}
 		abs, err := filepath.Abs(o.Dir)
@@ -293,6 +305,12 @@ func Open(o Options) (*Queue, error) {
 		q.closeFiles()
 		return nil, err
 	}
+	live, err := q.countLive()
+	if err != nil {
+		q.closeFiles()
+		return nil, fmt.Errorf("queue: open: count stored events: %w", err)
+	}
+	q.live.Store(live)
 	if q.jr != nil {
 		// Everything replayed or written by loadMeta is made durable, and a new epoch starts.
 		if err := q.checkpointAll(); err != nil {
@@ -303,6 +321,10 @@ func Open(o Options) (*Queue, error) {
 		go q.checkpointer()
 	}
 	q.measureSize()
+	if !o.InMemory {
+		q.measureFree()
+	}
+	q.reclaimQuiet = time.Now()
 	q.wg.Add(3)
 	go q.committer()
 	go q.syncer()
@@ -509,9 +531,6 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 	if err := ctx.Err(); err != nil {
 		return EnqueueResult{}, err
 	}
-	if q.o.MaxSize > 0 && q.Size() >= q.o.MaxSize {
-		return EnqueueResult{}, ErrFull
-	}
 	if ev.ReceivedAt.IsZero() {
 		ev.ReceivedAt = q.clock.Now()
 	}
@@ -527,6 +546,10 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 	stored := *ev
 	stored.Backends = backends
 	val := encodeEvent(&stored)
+	cost := recordCost(len(prefixEvent)+32, len(val), q.o.InMemory)
+	if err := q.admit(cost); err != nil {
+		return EnqueueResult{}, err
+	}
 	var res EnqueueResult
 	o := &op{durable: true}
 	o.apply = func(w *writer) error {
@@ -585,9 +608,8 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 		if len(val) >= valueThreshold {
 			q.vlogSinceGC.Add(int64(len(val)))
 		}
-		if q.o.InMemory && len(backends) > 0 {
-			q.inMemLive.Add(int64(len(val)))
-		}
+		q.live.Add(cost)
+		q.freeSince.Add(cost)
 		var kept *Event
 		if len(ev.Body) <= keepEventBytes {
 			c := *ev

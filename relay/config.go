@@ -2,7 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -43,6 +42,16 @@ type Config struct {
 	// Certificates lists every certificate the file names (static,
 	// client, trust stores) with its expiry, for `edgerelay validate`.
 	Certificates []string
+	// TrustCerts are the trust-store and client certificates by owner
+	// (listener, backend, upstream), exported while running as
+	// edgerelay_trust_certificate_expiry_seconds.
+	TrustCerts []TrustCert
+}
+
+// TrustCert is one trust-store or client certificate and its end date.
+type TrustCert struct {
+	Owner, Subject string
+	NotAfter       time.Time
 }
 
 // LogConfig selects the log level ("debug", "info" (default), "warn",
@@ -60,12 +69,6 @@ type QueueConfig struct {
 	Retain time.Duration
 	// GCInterval is the value-log GC period; default 1m.
 	GCInterval time.Duration
-}
-
-// AdminConfig is the admin listener (health, metrics, dead letters).
-type AdminConfig struct {
-	// Address defaults to 127.0.0.1:9090.
-	Address string
 }
 
 // ListenerConfig is one HTTP(S) listener.
@@ -118,6 +121,9 @@ type ChannelConfig struct {
 	Provider             string
 	Profile              *profile.Profile
 	Auth                 []AuthConfig
+	// AuthHeaders are the headers the auth blocks read (canonical names):
+	// dropped before an event is stored.
+	AuthHeaders []string
 	// Methods accepted for callbacks; default ["POST"]. A Meta channel
 	// also answers the GET verification handshake.
 	Methods     []string
@@ -134,6 +140,16 @@ type ChannelConfig struct {
 	ForwardTo      []string
 	Routes         []Route
 	Response       profile.Response
+	// Quarantine keeps callbacks refused for a wrong secret (nil: none).
+	Quarantine *QuarantineConfig
+}
+
+// QuarantineConfig is a channel's quarantine block (SPEC §13).
+type QuarantineConfig struct {
+	// MaxSize bounds the channel's quarantine on disk in bytes (default 64 MiB).
+	MaxSize int64
+	// Keep is how long a kept callback stays (default 72h).
+	Keep time.Duration
 }
 
 // RetryPolicy is a backend's retry schedule.
@@ -184,19 +200,45 @@ type BackendConfig struct {
 	// SignSecret, when set, signs deliveries with Standard Webhooks headers.
 	SignSecret string
 	Trust      TrustConfig
+	// Inject are the credentials added to every attempt (never logged).
+	Inject []InjectConfig
+	// Headers are static headers added to every attempt; they replace
+	// forwarded headers of the same name (injected ones win over them).
+	Headers map[string]string
+	// PassAuthorization forwards the BSP's Authorization header unchanged
+	// (default false: it is stripped).
+	PassAuthorization bool
+	// Proxy is the egress proxy: "" direct (default), "env", or
+	// "http://[user:pass@]host:port".
+	Proxy string
+	// Rate paces attempts, in attempts per second (0 = no limit).
+	Rate float64
 }
 
-// InjectConfig is one credential an upstream adds to outbound calls.
+// InjectConfig is one credential an upstream or a backend adds to the
+// requests it makes (see package inject for what each type does).
 type InjectConfig struct {
-	Type                   string // header, basic, bearer, oauth2
+	Type                   string // header, basic, bearer, oauth2, jwt, hmac, huawei_iam
 	Name, Value            string
-	Username, Password     string
+	Username, Password     string // basic; huawei_iam
 	Token                  string
-	Expires                time.Time
+	Expires                time.Time // header, bearer
 	TokenURL               string
 	ClientID, ClientSecret string
 	Scopes                 []string
 	OAuthTrust             *TrustConfig
+	// jwt (Algorithm, Secret, PrivateKey, Claims, TTL, Header, Scheme) and
+	// hmac (Secret, Header, Algorithm, Encoding, Prefix).
+	Algorithm, Secret string
+	PrivateKey        []byte
+	Claims            map[string]string
+	TTL               time.Duration
+	Header            string
+	Scheme            string
+	Encoding          string
+	Prefix            *string
+	IAMURL            string // huawei_iam, with Username, Password
+	Domain, Project   string
 }
 
 // UpstreamConfig is one BSP API exposed to internal apps.
@@ -210,6 +252,10 @@ type UpstreamConfig struct {
 	CallerAuth                    []AuthConfig
 	Trust                         TrustConfig
 	Breaker                       BreakerConfig
+	// Proxy is the egress proxy (as for backends); Rate the most calls
+	// per second (0 = no limit; the excess gets 429).
+	Proxy string
+	Rate  float64
 }
 
 // LoadConfig reads, decodes and validates the configuration file. All
@@ -240,19 +286,21 @@ func ParseConfig(name, abs string, src []byte) (*Config, hcl.Diagnostics) {
 		return nil, diags
 	}
 	dir := filepath.Dir(abs)
+	// gohcl reports a missing required attribute or a failed expression
+	// and still decodes everything else, so the validator runs on what
+	// could be decoded: one pass reports every problem of the file.
 	var fc fileConfig
-	diags = append(diags, gohcl.DecodeBody(f.Body, evalContext(dir), &fc)...)
-	if diags.HasErrors() {
-		// gohcl walks attributes in map order: sort for stable output.
-		sort.SliceStable(diags, func(i, j int) bool { return diagBefore(diags[i], diags[j]) })
-		return nil, diags
-	}
-	v := &validator{dir: dir, ctx: evalContext(dir)}
+	decoded := gohcl.DecodeBody(f.Body, evalContext(dir), &fc)
+	v := &validator{dir: dir, file: name, ctx: evalContext(dir)}
 	cfg := v.build(&fc)
 	cfg.File, cfg.Dir = abs, dir
 	cfg.Certificates = v.certs
-	sort.SliceStable(v.diags, func(i, j int) bool { return diagBefore(v.diags[i], v.diags[j]) })
-	diags = append(diags, v.diags...)
+	cfg.TrustCerts = v.trustCerts
+	diags = append(diags, decoded...)
+	diags = append(diags, withoutConsequences(v.diags, decoded)...)
+	diags = withoutUnknownEchoes(diags)
+	// gohcl walks attributes in map order: sort for stable output.
+	sort.SliceStable(diags, func(i, j int) bool { return diagBefore(diags[i], diags[j]) })
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -306,9 +354,13 @@ func resolvePath(dir, p string) string {
 // validator turns the decoded file into a Config, collecting every problem.
 type validator struct {
 	dir   string
+	file  string // the name diagnostics use
 	ctx   *hcl.EvalContext
 	diags hcl.Diagnostics
 	certs []string // certificate expiries, for validate's report
+	// owner is the block being validated ("backend crm"), for TrustCerts.
+	owner      string
+	trustCerts []TrustCert
 }
 
 func (v *validator) build(fc *fileConfig) *Config {
@@ -337,13 +389,7 @@ func (v *validator) build(fc *fileConfig) *Config {
 		cfg.Queue.GCInterval = v.duration(q.GCInterval, q.GCIntervalRange, "gc_interval", time.Minute)
 	}
 
-	cfg.Admin.Address = "127.0.0.1:9090"
-	if a := fc.Admin; a != nil && a.Address != nil {
-		cfg.Admin.Address = *a.Address
-		if _, _, err := net.SplitHostPort(*a.Address); err != nil {
-			v.errorf(a.AddressRange, "invalid address", "admin address %q: %v", *a.Address, err)
-		}
-	}
+	cfg.Admin = v.admin(fc.Admin, fc.DataDirRange.Filename)
 
 	listeners := map[string]*ListenerConfig{}
 	addrs := map[string]string{}
@@ -421,8 +467,21 @@ func (v *validator) build(fc *fileConfig) *Config {
 			}
 		}
 	}
+	// An upstream under a prefix channel would never be reached.
+	for _, ch := range cfg.Channels {
+		base, ok := strings.CutSuffix(ch.Path, "/*")
+		if !ok {
+			continue
+		}
+		for i := range fc.Upstreams {
+			ub := &fc.Upstreams[i]
+			if ub.Listener == ch.Listener && strings.HasPrefix(ub.Path, base+"/") {
+				v.errorf(ub.PathRange, "path under a prefix channel", "upstream %q path %q lies under channel %q path %q on listener %q", ub.Name, ub.Path, ch.Name, ch.Path, ch.Listener)
+			}
+		}
+	}
 	if len(cfg.Channels) == 0 && len(cfg.Upstreams) == 0 {
-		v.errorf(hcl.Range{Filename: fc.DataDirRange.Filename, Start: hcl.InitialPos, End: hcl.InitialPos},
+		v.errorf(hcl.Range{Filename: v.file, Start: hcl.InitialPos, End: hcl.InitialPos},
 			"nothing to do", "the configuration has no channel and no upstream block")
 	}
 	return cfg

@@ -118,7 +118,7 @@ func (v *validator) destination(bb *backendBlock, b *BackendConfig) (bus bool) {
 	switch {
 	case bb.URL != nil:
 		b.URL = *bb.URL
-		v.httpURL(*bb.URL, bb.URLRange, "backend url")
+		v.backendURL(*bb.URL, bb.URLRange)
 		return false
 	case bb.Kafka != nil:
 		b.Kafka = v.kafka(bb.Kafka)
@@ -128,6 +128,12 @@ func (v *validator) destination(bb *backendBlock, b *BackendConfig) (bus bool) {
 	// What only an HTTP request can carry.
 	if bb.Sign != nil {
 		v.errorf(bb.Sign.SecretRange, "not for a bus backend", "backend %q: sign {} applies to url backends (consumers of a bus use X-Relay-Event-Id)", bb.Name)
+	}
+	if len(bb.Inject) > 0 || bb.Headers != nil || bb.PassAuthorization != nil || bb.Proxy != nil {
+		v.errorf(bb.DefRange, "not for a bus backend", "backend %q: inject, headers, pass_authorization and proxy apply to url backends (a bus backend authenticates in its kafka {} or nats {} block)", bb.Name)
+	}
+	if bb.Rate != nil {
+		v.errorf(bb.RateRange, "not for a bus backend", "backend %q: rate applies to url backends; a bus takes deliveries at its own pace", bb.Name)
 	}
 	if len(bb.TrustStore) > 0 || bb.TrustStorePassword != nil || bb.TrustSystemRoots != nil || bb.ClientCert != nil {
 		v.errorf(bb.DefRange, "not for a bus backend", "backend %q: put trust_store, trust_system_roots and client_cert in the tls {} block of kafka {} or nats {}", bb.Name)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/relay/profile"
+	"github.com/edgerelay/edgerelay/relay/quarantine"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 )
@@ -23,6 +24,10 @@ func (v *validator) channel(cb *channelBlock, listeners map[string]*ListenerConf
 	}
 	if !strings.HasPrefix(cb.Path, "/") {
 		v.errorf(cb.PathRange, "invalid path", "channel %q path %q must start with /", cb.Name, cb.Path)
+	} else if base, _ := strings.CutSuffix(cb.Path, "/*"); strings.Contains(base, "*") {
+		v.errorf(cb.PathRange, "invalid path", "channel %q path %q: * is only allowed as a last segment /* (every path under the prefix)", cb.Name, cb.Path)
+	} else if strings.ContainsAny(cb.Path, "?#") {
+		v.errorf(cb.PathRange, "invalid path", "channel %q path %q: no query or fragment", cb.Name, cb.Path)
 	}
 	ch.Provider = str(cb.Provider, "generic")
 	p, ok := profile.Lookup(ch.Provider)
@@ -84,7 +89,21 @@ func (v *validator) channel(cb *channelBlock, listeners map[string]*ListenerConf
 		}
 	}
 
+	if qb := cb.Quarantine; qb != nil {
+		ch.Quarantine = &QuarantineConfig{
+			MaxSize: v.size(qb.MaxSize, qb.MaxSizeRange, "max_size", quarantine.DefaultMaxSize),
+			Keep:    v.duration(qb.Keep, qb.KeepRange, "keep", quarantine.DefaultKeep),
+		}
+		if qb.MaxSize != nil && ch.Quarantine.MaxSize < 64<<10 {
+			v.errorf(qb.MaxSizeRange, "quarantine too small", "quarantine max_size = %q: use at least 64KiB", *qb.MaxSize)
+		}
+		if qb.Keep != nil && ch.Quarantine.Keep <= 0 {
+			v.errorf(qb.KeepRange, "invalid keep", "quarantine keep = %q must be more than 0", *qb.Keep)
+		}
+	}
+
 	ch.Auth = v.authBlocks(cb.Auth, p, ch.PublicURL, cb.PublicURLRange, listeners[cb.Listener], fmt.Sprintf("channel %q", cb.Name))
+	ch.AuthHeaders = authHeaderNames(ch.Auth)
 	if len(cb.Auth) == 0 {
 		v.errorf(cb.DefRange, "missing authentication", "channel %q has no auth block: add one (provider %q normally uses auth %q { ... }), or write auth \"none\" {} to accept unauthenticated callbacks on purpose", cb.Name, ch.Provider, p.DefaultAuth)
 	}
@@ -188,6 +207,7 @@ func (v *validator) authBlocks(blocks []authBlock, p *profile.Profile, publicURL
 			var b headerAuthBody
 			if v.decode(ab.Body, &b) {
 				c := auth.HeaderConfig{Name: str(b.Name, ""), Values: v.secrets(b.Values, b.ValuesRange, "values")}
+				c.Expires = v.date(b.Expires, b.ExpiresRange)
 				if c.Name == "" && p != nil {
 					c.Name = p.HeaderName
 				}

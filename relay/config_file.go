@@ -91,8 +91,38 @@ type acmeBlock struct {
 }
 
 type adminBlock struct {
-	Address      *string   `hcl:"address,optional"`
-	AddressRange hcl.Range `hcl:"address,attr_range"`
+	DefRange           hcl.Range         `hcl:",def_range"`
+	Address            *string           `hcl:"address,optional"`
+	AddressRange       hcl.Range         `hcl:"address,attr_range"`
+	Tokens             []adminTokenBlock `hcl:"token,block"`
+	Hosts              []string          `hcl:"hosts,optional"`
+	HostsRange         hcl.Range         `hcl:"hosts,attr_range"`
+	MetricsPublic      *bool             `hcl:"metrics_public,optional"`
+	MetricsPublicRange hcl.Range         `hcl:"metrics_public,attr_range"`
+	TLS                *adminTLSBlock    `hcl:"tls,block"`
+}
+
+type adminTokenBlock struct {
+	Name       string    `hcl:"name,label"`
+	NameRange  hcl.Range `hcl:"name,label_range"`
+	DefRange   hcl.Range `hcl:",def_range"`
+	Value      *string   `hcl:"value,optional"`
+	ValueRange hcl.Range `hcl:"value,attr_range"`
+	Role       *string   `hcl:"role,optional"`
+	RoleRange  hcl.Range `hcl:"role,attr_range"`
+}
+
+type adminTLSBlock struct {
+	DefRange         hcl.Range `hcl:",def_range"`
+	CertFile         *string   `hcl:"cert_file,optional"`
+	CertFileRange    hcl.Range `hcl:"cert_file,attr_range"`
+	KeyFile          *string   `hcl:"key_file,optional"`
+	KeyFileRange     hcl.Range `hcl:"key_file,attr_range"`
+	ClientCA         []string  `hcl:"client_ca,optional"`
+	ClientCARange    hcl.Range `hcl:"client_ca,attr_range"`
+	ClientCAPassword *string   `hcl:"client_ca_password,optional"`
+	MinVersion       *string   `hcl:"min_version,optional"`
+	MinVersionRange  hcl.Range `hcl:"min_version,attr_range"`
 }
 
 type channelBlock struct {
@@ -100,33 +130,42 @@ type channelBlock struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	Listener            string       `hcl:"listener"`
-	ListenerRange       hcl.Range    `hcl:"listener,attr_range"`
-	Path                string       `hcl:"path"`
-	PathRange           hcl.Range    `hcl:"path,attr_range"`
-	Provider            *string      `hcl:"provider,optional"`
-	ProviderRange       hcl.Range    `hcl:"provider,attr_range"`
-	Auth                []authBlock  `hcl:"auth,block"`
-	Methods             []string     `hcl:"methods,optional"`
-	MethodsRange        hcl.Range    `hcl:"methods,attr_range"`
-	VerifyToken         *string      `hcl:"verify_token,optional"`
-	PublicURL           *string      `hcl:"public_url,optional"`
-	PublicURLRange      hcl.Range    `hcl:"public_url,attr_range"`
-	Ordering            *string      `hcl:"ordering,optional"`
-	OrderingRange       hcl.Range    `hcl:"ordering,attr_range"`
-	DedupeWindow        *string      `hcl:"dedupe_window,optional"`
-	DedupeWindowRange   hcl.Range    `hcl:"dedupe_window,attr_range"`
-	RejectStatus        *int         `hcl:"reject_status,optional"`
-	RejectStatusRange   hcl.Range    `hcl:"reject_status,attr_range"`
-	EventIDHeader       *string      `hcl:"event_id_header,optional"`
-	OrderKeyHeader      *string      `hcl:"order_key_header,optional"`
-	ClientNames         []string     `hcl:"client_names,optional"`
-	ClientNamesRange    hcl.Range    `hcl:"client_names,attr_range"`
-	ForwardTo           []string     `hcl:"forward_to,optional"`
-	ForwardToRange      hcl.Range    `hcl:"forward_to,attr_range"`
-	Routes              []routeBlock `hcl:"route,block"`
-	ResponseBody        *string      `hcl:"response_body,optional"`
-	ResponseContentType *string      `hcl:"response_content_type,optional"`
+	Listener            string           `hcl:"listener"`
+	ListenerRange       hcl.Range        `hcl:"listener,attr_range"`
+	Path                string           `hcl:"path"`
+	PathRange           hcl.Range        `hcl:"path,attr_range"`
+	Provider            *string          `hcl:"provider,optional"`
+	ProviderRange       hcl.Range        `hcl:"provider,attr_range"`
+	Auth                []authBlock      `hcl:"auth,block"`
+	Methods             []string         `hcl:"methods,optional"`
+	MethodsRange        hcl.Range        `hcl:"methods,attr_range"`
+	VerifyToken         *string          `hcl:"verify_token,optional"`
+	PublicURL           *string          `hcl:"public_url,optional"`
+	PublicURLRange      hcl.Range        `hcl:"public_url,attr_range"`
+	Ordering            *string          `hcl:"ordering,optional"`
+	OrderingRange       hcl.Range        `hcl:"ordering,attr_range"`
+	DedupeWindow        *string          `hcl:"dedupe_window,optional"`
+	DedupeWindowRange   hcl.Range        `hcl:"dedupe_window,attr_range"`
+	RejectStatus        *int             `hcl:"reject_status,optional"`
+	RejectStatusRange   hcl.Range        `hcl:"reject_status,attr_range"`
+	EventIDHeader       *string          `hcl:"event_id_header,optional"`
+	OrderKeyHeader      *string          `hcl:"order_key_header,optional"`
+	ClientNames         []string         `hcl:"client_names,optional"`
+	ClientNamesRange    hcl.Range        `hcl:"client_names,attr_range"`
+	ForwardTo           []string         `hcl:"forward_to,optional"`
+	ForwardToRange      hcl.Range        `hcl:"forward_to,attr_range"`
+	Routes              []routeBlock     `hcl:"route,block"`
+	ResponseBody        *string          `hcl:"response_body,optional"`
+	ResponseContentType *string          `hcl:"response_content_type,optional"`
+	Quarantine          *quarantineBlock `hcl:"quarantine,block"`
+}
+
+type quarantineBlock struct {
+	DefRange     hcl.Range `hcl:",def_range"`
+	MaxSize      *string   `hcl:"max_size,optional"`
+	MaxSizeRange hcl.Range `hcl:"max_size,attr_range"`
+	Keep         *string   `hcl:"keep,optional"`
+	KeepRange    hcl.Range `hcl:"keep,attr_range"`
 }
 
 type routeBlock struct {
@@ -173,10 +212,12 @@ type basicUserBlock struct {
 }
 
 type headerAuthBody struct {
-	Name        *string   `hcl:"name,optional"`
-	NameRange   hcl.Range `hcl:"name,attr_range"`
-	Values      []string  `hcl:"values"`
-	ValuesRange hcl.Range `hcl:"values,attr_range"`
+	Name         *string   `hcl:"name,optional"`
+	NameRange    hcl.Range `hcl:"name,attr_range"`
+	Values       []string  `hcl:"values"`
+	ValuesRange  hcl.Range `hcl:"values,attr_range"`
+	Expires      *string   `hcl:"expires,optional"`
+	ExpiresRange hcl.Range `hcl:"expires,attr_range"`
 }
 
 type jwtAuthBody struct {
@@ -222,22 +263,30 @@ type backendBlock struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	URL                *string          `hcl:"url,optional"`
-	URLRange           hcl.Range        `hcl:"url,attr_range"`
-	Kafka              *kafkaBlock      `hcl:"kafka,block"`
-	NATS               *natsBlock       `hcl:"nats,block"`
-	Timeout            *string          `hcl:"timeout,optional"`
-	TimeoutRange       hcl.Range        `hcl:"timeout,attr_range"`
-	Concurrency        *int             `hcl:"concurrency,optional"`
-	ConcurrencyRange   hcl.Range        `hcl:"concurrency,attr_range"`
-	Retry              *retryBlock      `hcl:"retry,block"`
-	Breaker            *breakerBlock    `hcl:"breaker,block"`
-	Sign               *signBlock       `hcl:"sign,block"`
-	TrustStore         []string         `hcl:"trust_store,optional"`
-	TrustStoreRange    hcl.Range        `hcl:"trust_store,attr_range"`
-	TrustStorePassword *string          `hcl:"trust_store_password,optional"`
-	TrustSystemRoots   *bool            `hcl:"trust_system_roots,optional"`
-	ClientCert         *clientCertBlock `hcl:"client_cert,block"`
+	URL                *string           `hcl:"url,optional"`
+	URLRange           hcl.Range         `hcl:"url,attr_range"`
+	Kafka              *kafkaBlock       `hcl:"kafka,block"`
+	NATS               *natsBlock        `hcl:"nats,block"`
+	Timeout            *string           `hcl:"timeout,optional"`
+	TimeoutRange       hcl.Range         `hcl:"timeout,attr_range"`
+	Concurrency        *int              `hcl:"concurrency,optional"`
+	ConcurrencyRange   hcl.Range         `hcl:"concurrency,attr_range"`
+	Retry              *retryBlock       `hcl:"retry,block"`
+	Breaker            *breakerBlock     `hcl:"breaker,block"`
+	Sign               *signBlock        `hcl:"sign,block"`
+	TrustStore         []string          `hcl:"trust_store,optional"`
+	TrustStoreRange    hcl.Range         `hcl:"trust_store,attr_range"`
+	TrustStorePassword *string           `hcl:"trust_store_password,optional"`
+	TrustSystemRoots   *bool             `hcl:"trust_system_roots,optional"`
+	ClientCert         *clientCertBlock  `hcl:"client_cert,block"`
+	Inject             []injectBlock     `hcl:"inject,block"`
+	Headers            map[string]string `hcl:"headers,optional"`
+	HeadersRange       hcl.Range         `hcl:"headers,attr_range"`
+	PassAuthorization  *bool             `hcl:"pass_authorization,optional"`
+	Proxy              *string           `hcl:"proxy,optional"`
+	ProxyRange         hcl.Range         `hcl:"proxy,attr_range"`
+	Rate               *string           `hcl:"rate,optional"`
+	RateRange          hcl.Range         `hcl:"rate,attr_range"`
 }
 
 type retryBlock struct {
@@ -304,6 +353,10 @@ type upstreamBlock struct {
 	TrustSystemRoots    *bool            `hcl:"trust_system_roots,optional"`
 	ClientCert          *clientCertBlock `hcl:"client_cert,block"`
 	Breaker             *breakerBlock    `hcl:"breaker,block"`
+	Proxy               *string          `hcl:"proxy,optional"`
+	ProxyRange          hcl.Range        `hcl:"proxy,attr_range"`
+	Rate                *string          `hcl:"rate,optional"`
+	RateRange           hcl.Range        `hcl:"rate,attr_range"`
 }
 
 type injectBlock struct {
@@ -314,8 +367,11 @@ type injectBlock struct {
 }
 
 type injectHeaderBody struct {
-	Name  string `hcl:"name"`
-	Value string `hcl:"value"`
+	Name         string    `hcl:"name"`
+	NameRange    hcl.Range `hcl:"name,attr_range"`
+	Value        string    `hcl:"value"`
+	Expires      *string   `hcl:"expires,optional"`
+	ExpiresRange hcl.Range `hcl:"expires,attr_range"`
 }
 
 type injectBasicBody struct {
@@ -337,4 +393,42 @@ type injectOAuth2Body struct {
 	Scopes          []string  `hcl:"scopes,optional"`
 	TrustStore      []string  `hcl:"trust_store,optional"`
 	TrustStoreRange hcl.Range `hcl:"trust_store,attr_range"`
+}
+
+type injectJWTBody struct {
+	Algorithm       string            `hcl:"algorithm"`
+	AlgorithmRange  hcl.Range         `hcl:"algorithm,attr_range"`
+	Secret          *string           `hcl:"secret,optional"`
+	SecretRange     hcl.Range         `hcl:"secret,attr_range"`
+	PrivateKeyFile  *string           `hcl:"private_key_file,optional"`
+	PrivateKeyRange hcl.Range         `hcl:"private_key_file,attr_range"`
+	Claims          map[string]string `hcl:"claims,optional"`
+	ClaimsRange     hcl.Range         `hcl:"claims,attr_range"`
+	TTL             *string           `hcl:"ttl,optional"`
+	TTLRange        hcl.Range         `hcl:"ttl,attr_range"`
+	Header          *string           `hcl:"header,optional"`
+	HeaderRange     hcl.Range         `hcl:"header,attr_range"`
+	Scheme          *string           `hcl:"scheme,optional"`
+}
+
+type injectHMACBody struct {
+	Secret         string    `hcl:"secret"`
+	SecretRange    hcl.Range `hcl:"secret,attr_range"`
+	Header         *string   `hcl:"header,optional"`
+	HeaderRange    hcl.Range `hcl:"header,attr_range"`
+	Algorithm      *string   `hcl:"algorithm,optional"`
+	AlgorithmRange hcl.Range `hcl:"algorithm,attr_range"`
+	Encoding       *string   `hcl:"encoding,optional"`
+	EncodingRange  hcl.Range `hcl:"encoding,attr_range"`
+	Prefix         *string   `hcl:"prefix,optional"`
+}
+
+type injectIAMBody struct {
+	IAMURL      string    `hcl:"iam_url"`
+	IAMURLRange hcl.Range `hcl:"iam_url,attr_range"`
+	Domain      string    `hcl:"domain"`
+	Username    string    `hcl:"username"`
+	Password    string    `hcl:"password"`
+	PassRange   hcl.Range `hcl:"password,attr_range"`
+	Project     *string   `hcl:"project,optional"`
 }

@@ -18,6 +18,8 @@ import (
 // Listeners, their TLS and the trust stores shared with backends and upstreams.
 
 func (v *validator) listener(lb *listenerBlock, dataDir string) *ListenerConfig {
+	v.owner = "listener " + lb.Name
+	defer func() { v.owner = "" }()
 	l := &ListenerConfig{Name: lb.Name, Address: lb.Address}
 	if host, port, err := net.SplitHostPort(lb.Address); err != nil {
 		v.errorf(lb.AddressRange, "invalid address", "listener %q address %q: %v (write host:port, e.g. \"0.0.0.0:8443\")", lb.Name, lb.Address, err)
@@ -182,7 +184,32 @@ func (v *validator) trustNotes(ts *relaytls.TrustStore, rng hcl.Range, what stri
 	}
 	for _, c := range ts.Certs {
 		v.expiryCheck(c, what, rng)
+		v.trustCert(c)
 	}
+}
+
+// trustCert records a trust-store or client certificate of the block being
+// validated (v.owner), for edgerelay_trust_certificate_expiry_seconds.
+func (v *validator) trustCert(c *x509.Certificate) {
+	if v.owner == "" || c == nil {
+		return
+	}
+	subject := c.Subject.CommonName
+	if subject == "" && len(c.DNSNames) > 0 {
+		subject = c.DNSNames[0]
+	}
+	if subject == "" {
+		subject = c.Subject.String()
+	}
+	for i, tc := range v.trustCerts {
+		if tc.Owner == v.owner && tc.Subject == subject {
+			if c.NotAfter.Before(tc.NotAfter) {
+				v.trustCerts[i].NotAfter = c.NotAfter
+			}
+			return
+		}
+	}
+	v.trustCerts = append(v.trustCerts, TrustCert{Owner: v.owner, Subject: subject, NotAfter: c.NotAfter})
 }
 
 func (v *validator) expiryCheck(c *x509.Certificate, where string, rng hcl.Range) {
@@ -227,6 +254,11 @@ func (v *validator) trust(files []string, rng hcl.Range, password *string, syste
 			v.errorf(cc.DefRange, "invalid client certificate", "%v", err)
 		} else {
 			v.certNote(cert.Leaf, cert.Certificate, "client_cert", cc.DefRange)
+			leaf := cert.Leaf
+			if leaf == nil && len(cert.Certificate) > 0 {
+				leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+			}
+			v.trustCert(leaf)
 		}
 		tc.ClientCert = c
 	}

@@ -34,6 +34,9 @@ func TestConfigExample(t *testing.T) {
 	if crm.Retry.MaxAge != 168*time.Hour || crm.Breaker.Failures != 5 || crm.SignSecret == "" {
 		t.Errorf("backend crm wrong: %+v", crm)
 	}
+	if sb := cfg.Backends[1]; len(sb.Inject) != 1 || sb.Inject[0].Type != "basic" || sb.Rate != 200 {
+		t.Errorf("the example's injected backend is missing: %+v", sb.Inject)
+	}
 }
 
 // TestConfigDiagnostics compares the diagnostics of every invalid file in

@@ -217,3 +217,59 @@ func diagBefore(a, b *hcl.Diagnostic) bool {
 	}
 	return a.Subject.Start.Column < b.Subject.Start.Column
 }
+
+// withoutConsequences drops the validator's diagnostics that only repeat a
+// decoding error: one about an attribute that was never written (its range
+// is empty: the decoder already said "Missing required argument"), or one
+// whose range covers a decoding error (an env() that is not set leaves its
+// attribute empty, and "empty" is not a second problem).
+func withoutConsequences(diags, decoded hcl.Diagnostics) hcl.Diagnostics {
+	if !decoded.HasErrors() {
+		return diags
+	}
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && (d.Subject == nil || d.Subject.Filename == "") {
+			continue
+		}
+		if d.Severity == hcl.DiagError && overlapsError(*d.Subject, decoded, d) {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// withoutUnknownEchoes drops gohcl's "value must be known" that follows a
+// failed function call (env() of an unset variable): the call's own
+// diagnostic says what is wrong.
+func withoutUnknownEchoes(diags hcl.Diagnostics) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		if d.Severity == hcl.DiagError && d.Subject != nil && strings.Contains(d.Detail, "value must be known") {
+			rng := *d.Subject
+			if d.Context != nil {
+				rng = *d.Context
+			}
+			if overlapsError(rng, diags, d) {
+				continue
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// overlapsError reports whether an error of diags other than self lies
+// within rng or contains it.
+func overlapsError(rng hcl.Range, diags hcl.Diagnostics, self *hcl.Diagnostic) bool {
+	for _, o := range diags {
+		if o == self || o.Severity != hcl.DiagError || o.Subject == nil || o.Subject.Filename != rng.Filename {
+			continue
+		}
+		if rng.Overlaps(*o.Subject) || o.Subject.Overlaps(rng) {
+			return true
+		}
+	}
+	return false
+}

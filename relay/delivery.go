@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"sync"
@@ -17,9 +18,11 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/inject"
 )
 
 // receivedAtFormat is RFC 3339 in UTC with all nine digits of nanoseconds.
@@ -43,13 +46,20 @@ type deliverer struct {
 
 // backendRuntime is what an attempt needs; swapped whole on reload.
 type backendRuntime struct {
-	cfg    *BackendConfig
-	client *http.Client
-	signer *auth.WebhookSigner
-	bus    *busRuntime // nil for url backends
+	cfg     *BackendConfig
+	client  *http.Client
+	tokenTr *http.Transport // token calls (oauth2, huawei_iam); nil without
+	signer  *auth.WebhookSigner
+	inject  *inject.Set
+	limiter *rate.Limiter                         // nil without rate
+	proxy   func(*http.Request) (*url.URL, error) // nil: direct
+	bus     *busRuntime                           // nil for url backends
 }
 
-func newBackendRuntime(b *BackendConfig) (*backendRuntime, error) {
+// newBackendRuntime builds the client, credentials and pacing of b. The
+// token caches and the rate limiter of old (the previous runtime, may be
+// nil) are kept when their settings did not change.
+func newBackendRuntime(b *BackendConfig, old *backendRuntime) (*backendRuntime, error) {
 	if b.Kafka != nil || b.NATS != nil {
 		return newBusBackendRuntime(b)
 	}
@@ -57,8 +67,12 @@ func newBackendRuntime(b *BackendConfig) (*backendRuntime, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxy, err := inject.Proxy(b.Proxy)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", b.Name, err)
+	}
 	tr := &http.Transport{
-		Proxy:                 nil, // never through an environment proxy
+		Proxy:                 proxy, // nil: direct, never an environment proxy unless proxy = "env"
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tc,
 		TLSHandshakeTimeout:   10 * time.Second,
@@ -69,14 +83,16 @@ func newBackendRuntime(b *BackendConfig) (*backendRuntime, error) {
 		ForceAttemptHTTP2:     true,
 		DisableCompression:    true,
 	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	rt := &backendRuntime{
-		cfg: b,
+		cfg:   b,
+		proxy: proxy,
 		client: &http.Client{
 			Transport: tr,
 			Timeout:   b.Timeout,
 			// A backend's redirect is its answer; following it could send
 			// an event somewhere nobody configured.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			CheckRedirect: noRedirect,
 		},
 	}
 	if b.SignSecret != "" {
@@ -84,7 +100,56 @@ func newBackendRuntime(b *BackendConfig) (*backendRuntime, error) {
 			return nil, fmt.Errorf("backend %q sign: %w", b.Name, err)
 		}
 	}
+	specs, err := injectSpecs(b.Inject)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", b.Name, err)
+	}
+	var tokenClient *http.Client
+	for i, ic := range b.Inject {
+		if ic.Type != "oauth2" && ic.Type != "huawei_iam" {
+			continue
+		}
+		// Token calls go through the backend's proxy, with its TLS unless
+		// the oauth2 block names its own trust store.
+		ttc := tc
+		if o, ok := specs[i].(inject.OAuth2); ok && o.TLS != nil {
+			ttc = o.TLS
+		}
+		rt.tokenTr = &http.Transport{
+			Proxy:               proxy,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     ttc,
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 2,
+			IdleConnTimeout:     90 * time.Second,
+		}
+		tokenClient = &http.Client{Transport: rt.tokenTr, Timeout: b.Timeout, CheckRedirect: noRedirect}
+		break
+	}
+	var keep *inject.Set
+	if old != nil {
+		keep = old.inject
+	}
+	if rt.inject, err = inject.Compile(fmt.Sprintf("backend %q", b.Name), specs, keep, tokenClient, b.Timeout); err != nil {
+		return nil, err
+	}
+	if b.Rate > 0 {
+		if old != nil && old.limiter != nil && old.cfg.Rate == b.Rate {
+			rt.limiter = old.limiter
+		} else {
+			// Burst 1: a steady stream, never a burst above the rate.
+			rt.limiter = rate.NewLimiter(rate.Limit(b.Rate), 1)
+		}
+	}
 	return rt, nil
+}
+
+// closeIdle closes the idle connections of the runtime's clients.
+func (rt *backendRuntime) closeIdle() {
+	rt.client.CloseIdleConnections()
+	if rt.tokenTr != nil {
+		rt.tokenTr.CloseIdleConnections()
+	}
 }
 
 // syncDeliverers starts, updates and stops deliverers to match st.
@@ -95,7 +160,11 @@ func (s *Server) syncDeliverers(st *state) {
 		if d != nil && reflect.DeepEqual(d.rt.Load().cfg, b) {
 			continue // unchanged: keep its client and connections
 		}
-		rt, err := newBackendRuntime(b)
+		var prev *backendRuntime
+		if d != nil {
+			prev = d.rt.Load()
+		}
+		rt, err := newBackendRuntime(b, prev)
 		if err != nil {
 			s.log.Error("backend not started", "backend", name, "err", err)
 			continue
@@ -210,6 +279,14 @@ func (d *deliverer) work() {
 			d.deadLetter(l, fmt.Sprintf("max_age %s exceeded", rt.cfg.Retry.MaxAge), "max_age")
 			continue
 		}
+		if rt.limiter != nil {
+			// Pacing: the attempt waits for its turn; nothing fails,
+			// nothing is dropped, the breaker sees nothing.
+			if err := rt.limiter.Wait(d.ctx); err != nil {
+				d.s.q.Release(l)
+				return
+			}
+		}
 		done, err := d.breaker.Allow()
 		if err != nil {
 			// Open or half-open with its probe already out: give the
@@ -318,35 +395,31 @@ func (d *deliverer) deadLetter(l *queue.Lease, why, reason string) {
 	}
 }
 
-// send makes one HTTP attempt and classifies its outcome.
+// send makes one HTTP attempt and classifies its outcome. A 401 to a
+// fetched token (oauth2, huawei_iam) drops it and sends once more with a
+// fresh one, inside the same attempt.
 func (d *deliverer) send(rt *backendRuntime, l *queue.Lease) (res attemptResult, status int, retryAfter time.Duration, errText string) {
-	ev := l.Event
 	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, ev.Method, rt.cfg.URL, bytes.NewReader(ev.Body))
-	if err != nil {
-		return permanent, 0, 0, "building request: " + err.Error()
-	}
-	// The event is shared by every backend's lease: cap each value slice
-	// so nothing appended here can write into another delivery's header.
-	for k, v := range ev.Header {
-		req.Header[k] = v[:len(v):len(v)]
-	}
-	req.ContentLength = int64(len(ev.Body))
-	req.Header.Set("X-Relay-Event-Id", ev.ID)
-	req.Header.Set("X-Relay-Channel", ev.Channel)
-	req.Header.Set("X-Relay-Provider", ev.Provider)
-	req.Header.Set("X-Relay-Attempt", strconv.Itoa(l.Attempt))
-	req.Header.Set("X-Relay-Received-At", ev.ReceivedAt.UTC().Format(receivedAtFormat))
-	if rt.signer != nil {
-		now := time.Now()
-		req.Header.Set("webhook-id", ev.ID)
-		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-		req.Header.Set("webhook-signature", rt.signer.Sign(ev.ID, now, ev.Body))
-	}
-	resp, err := rt.client.Do(req)
-	if err != nil {
-		return retryable, 0, 0, "request failed: " + err.Error()
+	rest := d.s.channelRest(l.Event)
+	var resp *http.Response
+	for try := 0; ; try++ {
+		req, att, err := rt.request(ctx, l, rest)
+		if err != nil {
+			if errors.Is(err, inject.ErrExpired) || errors.Is(err, inject.ErrTokenEndpoint) {
+				return retryable, 0, 0, "credentials: " + err.Error()
+			}
+			return permanent, 0, 0, "building request: " + err.Error()
+		}
+		resp, err = rt.client.Do(req)
+		if err != nil {
+			return retryable, 0, 0, "request failed: " + err.Error()
+		}
+		if resp.StatusCode != http.StatusUnauthorized || try > 0 || !att.Unauthorized() {
+			break
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -360,6 +433,60 @@ func (d *deliverer) send(rt *backendRuntime, l *queue.Lease) (res attemptResult,
 	default:
 		return permanent, status, 0, fmt.Sprintf("backend answered %d %s", status, trimSnippet(snippet))
 	}
+}
+
+// request builds the HTTP request of one attempt: the URL (with {path}
+// and {query} filled in, rest being the path after a prefix channel's
+// prefix), the event's method, body and headers (Authorization only with
+// pass_authorization), the X-Relay-* headers, the Standard Webhooks
+// signature, the backend's static headers and, last, its credentials
+// (which replace any header of the same name).
+func (rt *backendRuntime) request(ctx context.Context, l *queue.Lease, rest string) (*http.Request, *inject.Attempt, error) {
+	ev := l.Event
+	target, err := backendURL(rt.cfg.URL, ev.Path, rest)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, ev.Method, rt.cfg.URL, bytes.NewReader(ev.Body))
+	if err != nil {
+		return nil, nil, err
+	}
+	if target.Opaque != "" && target.Scheme == "http" && rt.proxy != nil {
+		// A path sent as written, to a proxy: in absolute form.
+		if pu, _ := rt.proxy(&http.Request{URL: target}); pu != nil {
+			target.Opaque = "//" + target.Host + target.Opaque
+		}
+	}
+	req.URL = target
+	req.Host = target.Host
+	// The event is shared by every backend's lease: cap each value slice
+	// so nothing appended here can write into another delivery's header.
+	for k, v := range ev.Header {
+		req.Header[k] = v[:len(v):len(v)]
+	}
+	if !rt.cfg.PassAuthorization {
+		req.Header.Del("Authorization")
+	}
+	req.ContentLength = int64(len(ev.Body))
+	req.Header.Set("X-Relay-Event-Id", ev.ID)
+	req.Header.Set("X-Relay-Channel", ev.Channel)
+	req.Header.Set("X-Relay-Provider", ev.Provider)
+	req.Header.Set("X-Relay-Attempt", strconv.Itoa(l.Attempt))
+	req.Header.Set("X-Relay-Received-At", ev.ReceivedAt.UTC().Format(receivedAtFormat))
+	if rt.signer != nil {
+		now := time.Now()
+		req.Header.Set("webhook-id", ev.ID)
+		req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set("webhook-signature", rt.signer.Sign(ev.ID, now, ev.Body))
+	}
+	for k, v := range rt.cfg.Headers {
+		req.Header[http.CanonicalHeaderKey(k)] = []string{v}
+	}
+	att, err := rt.inject.Apply(ctx, req.Header, ev.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, att, nil
 }
 
 func trimSnippet(b []byte) string {

@@ -83,7 +83,7 @@ func newBusBackendRuntime(b *BackendConfig) (*backendRuntime, error) {
 // release lets go of a runtime that was replaced or stopped. A bus
 // client is closed once the Sends that may still use it are over.
 func (rt *backendRuntime) release() {
-	rt.client.CloseIdleConnections()
+	rt.closeIdle()
 	if rt.bus != nil {
 		dest := rt.bus.dest
 		time.AfterFunc(2*rt.cfg.Timeout+time.Second, dest.Close)

@@ -227,7 +227,7 @@ func TestRoundTripByteIdentical(t *testing.T) {
 		t.Fatalf("body changed:\n%s\n%s", got.Body, body)
 	}
 	h := got.Header
-	if h.Get("Content-Type") != "application/json" || h.Get("X-Custom") != "kept" || h.Get("X-Hub-Signature-256") == "" {
+	if h.Get("Content-Type") != "application/json" || h.Get("X-Custom") != "kept" || h.Get("X-Hub-Signature-256") != "" {
 		t.Errorf("original headers not kept: %v", h)
 	}
 	if h.Get("Authorization") != "" || h.Get("Cookie") != "" {
@@ -419,8 +419,9 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	admin := "http://" + r.s.AdminAddr()
 	var list struct {
 		DeadLetters []struct {
-			EventID, Backend string
-			Attempts         int
+			EventID  string `json:"event_id"`
+			Backend  string `json:"backend"`
+			Attempts int    `json:"attempts"`
 		} `json:"dead_letters"`
 	}
 	waitFor(t, 5*time.Second, "dead letter", func() bool {
@@ -436,7 +437,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		t.Fatalf("a 400 must dead-letter at once: %+v", list.DeadLetters[0])
 	}
 	reject.Store(false)
-	resp, err := http.Post(admin+"/api/v1/deadletters/"+list.DeadLetters[0].EventID+"/replay", "", nil)
+	resp, err := http.Post(admin+"/api/v1/deadletters/"+list.DeadLetters[0].EventID+"/replay", "application/json", nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("replay: %v %v", err, resp)
 	}
@@ -599,6 +600,8 @@ func TestMetricsExposed(t *testing.T) {
 		`edgerelay_backend_breaker_state{backend="b0"} 0`,
 		`edgerelay_delivery_duration_seconds_count{backend="b0"} 1`,
 		`edgerelay_queue_syncs_total`,
+		`edgerelay_queue_max_bytes `,
+		`edgerelay_queue_live_bytes 0`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +27,17 @@ func (s *Server) listenerHandler(listener string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := s.state.Load()
 		if ch := st.channels[listener][r.URL.Path]; ch != nil {
+			s.serveCallback(w, r, st, ch)
+			return
+		}
+		if ch, refused := matchPrefix(st.prefixes[listener], r); ch != nil {
+			if refused {
+				s.metrics.requests.WithLabelValues(ch.Name, "404").Inc()
+				writeJSONError(w, http.StatusNotFound, "not found")
+				s.log.Warn("callback refused", "channel", ch.Name, "client", r.RemoteAddr, "status", 404,
+					"reason", "dot segment or bad escape in the path under the channel prefix")
+				return
+			}
 			s.serveCallback(w, r, st, ch)
 			return
 		}
@@ -97,34 +110,13 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		status = ch.RejectStatus
 		s.metrics.authFailures.WithLabelValues(ch.Name, string(reason)).Inc()
 		writeJSONError(w, status, "unauthorized")
-		log.Warn("callback rejected", "status", status, "reason", string(reason), "detail", detail)
+		qid := s.quarantine(r, ch, body, start, reason)
+		log.Warn("callback rejected", "status", status, "reason", string(reason), "detail", detail, "quarantine_id", qid)
 		return
 	}
 
-	res := ch.Profile.Classify(&profile.Request{
-		Method:      r.Method,
-		Header:      r.Header,
-		Query:       r.URL.Query(),
-		ContentType: r.Header.Get("Content-Type"),
-		Body:        body,
-	}, ch.ProfileOptions)
-	orderKey := ""
-	if ch.Ordered {
-		orderKey = res.OrderKey
-	}
-	backends := route(ch, res.Fields)
-	ev := &queue.Event{
-		Channel:         ch.Name,
-		Provider:        ch.Provider,
-		ProviderEventID: res.EventID,
-		OrderKey:        orderKey,
-		ReceivedAt:      start.UTC(),
-		Method:          r.Method,
-		Path:            r.URL.RequestURI(),
-		Header:          forwardHeaders(r.Header),
-		Body:            body,
-		Backends:        backends,
-	}
+	ev, res := newEvent(st, ch, r.Method, rawTarget(r), r.Header, r.URL.Query(), body, start)
+	backends := ev.Backends
 	out, err := s.q.Enqueue(r.Context(), ev, ch.DedupeWindow)
 	if err != nil {
 		status = http.StatusServiceUnavailable
@@ -151,6 +143,37 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		"duration_ms", float64(time.Since(start).Microseconds())/1000)
 }
 
+// newEvent turns an authenticated callback into the event the queue
+// stores: classified by the channel's profile, routed, its headers cut down
+// to what a backend receives. Live callbacks and released quarantined ones
+// both go through it.
+func newEvent(st *state, ch *ChannelConfig, method, target string, header http.Header, query url.Values, body []byte, receivedAt time.Time) (*queue.Event, profile.Result) {
+	res := ch.Profile.Classify(&profile.Request{
+		Method:      method,
+		Header:      header,
+		Query:       query,
+		ContentType: header.Get("Content-Type"),
+		Body:        body,
+	}, ch.ProfileOptions)
+	orderKey := ""
+	if ch.Ordered {
+		orderKey = res.OrderKey
+	}
+	backends := route(ch, res.Fields)
+	return &queue.Event{
+		Channel:         ch.Name,
+		Provider:        ch.Provider,
+		ProviderEventID: res.EventID,
+		OrderKey:        orderKey,
+		ReceivedAt:      receivedAt.UTC(),
+		Method:          method,
+		Path:            target,
+		Header:          forwardHeaders(header, passAuthorization(st, backends), ch.AuthHeaders),
+		Body:            body,
+		Backends:        backends,
+	}, res
+}
+
 // callbackLog adds the channel and client to a callback's log line without
 // building a derived logger for every request.
 type callbackLog struct {
@@ -158,6 +181,7 @@ type callbackLog struct {
 	channel, client string
 }
 
+func (c callbackLog) Debug(msg string, args ...any) { c.log(slog.LevelDebug, msg, args) }
 func (c callbackLog) Info(msg string, args ...any)  { c.log(slog.LevelInfo, msg, args) }
 func (c callbackLog) Warn(msg string, args ...any)  { c.log(slog.LevelWarn, msg, args) }
 func (c callbackLog) Error(msg string, args ...any) { c.log(slog.LevelError, msg, args) }
@@ -203,12 +227,12 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 // certificate name pin); it returns the failure reason and a loggable
 // detail, or "" when the request passes.
 func (s *Server) authenticate(r *http.Request, ch *ChannelConfig, body []byte) (auth.Reason, string) {
-	if len(ch.ClientNames) > 0 {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 || !relaytls.MatchClientName(r.TLS.PeerCertificates[0], ch.ClientNames) {
-			return "client_name", "client certificate does not match client_names"
-		}
-	}
-	ar := &auth.Request{
+	return verifyCallback(ch, callbackAuthRequest(r, ch, body), peerCert(r))
+}
+
+// callbackAuthRequest is what the verifiers see of a live callback.
+func callbackAuthRequest(r *http.Request, ch *ChannelConfig, body []byte) *auth.Request {
+	return &auth.Request{
 		Method:     r.Method,
 		URL:        r.URL,
 		Host:       r.Host,
@@ -216,6 +240,24 @@ func (s *Server) authenticate(r *http.Request, ch *ChannelConfig, body []byte) (
 		Header:     r.Header,
 		Body:       body,
 		RemoteAddr: r.RemoteAddr,
+	}
+}
+
+// peerCert is the client certificate's leaf under mTLS, or nil.
+func peerCert(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	return r.TLS.PeerCertificates[0]
+}
+
+// verifyCallback checks a callback (live, or kept and released from the
+// quarantine) against the channel's client_names and every auth block.
+func verifyCallback(ch *ChannelConfig, ar *auth.Request, peer *x509.Certificate) (auth.Reason, string) {
+	if len(ch.ClientNames) > 0 {
+		if peer == nil || !relaytls.MatchClientName(peer, ch.ClientNames) {
+			return "client_name", "client certificate does not match client_names"
+		}
 	}
 	for _, a := range ch.Auth {
 		if a.Verifier == nil {
@@ -272,7 +314,24 @@ var hopHeaders = []string{
 	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Authorization", "Cookie", "Content-Length",
 }
 
-func forwardHeaders(h http.Header) map[string][]string {
+// passAuthorization reports whether one of the backends forwards the BSP's
+// Authorization header, which is then stored with the event.
+func passAuthorization(st *state, backends []string) bool {
+	for _, b := range backends {
+		if bc := st.backends[b]; bc != nil && bc.PassAuthorization {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardHeaders is what an event keeps of its callback's headers: all but
+// hop-by-hop headers, Host, Cookie, Content-Length and the headers the
+// channel's auth blocks read (authHeaders, canonical names: the
+// credentials were checked at the edge). Authorization is dropped too,
+// unless keepAuth (a backend has pass_authorization, an explicit choice;
+// delivery drops it again for the others).
+func forwardHeaders(h http.Header, keepAuth bool, authHeaders []string) map[string][]string {
 	out := make(map[string][]string, len(h))
 	for k, v := range h {
 		out[k] = v
@@ -282,8 +341,20 @@ func forwardHeaders(h http.Header) map[string][]string {
 			delete(out, http.CanonicalHeaderKey(strings.TrimSpace(f)))
 		}
 	}
+	var auth []string
+	if keepAuth {
+		auth = out["Authorization"]
+	}
 	for _, k := range hopHeaders {
 		delete(out, k)
+	}
+	for _, k := range authHeaders {
+		if k != "Authorization" {
+			delete(out, k)
+		}
+	}
+	if auth != nil {
+		out["Authorization"] = auth
 	}
 	return out
 }

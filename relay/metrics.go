@@ -19,6 +19,8 @@ type metrics struct {
 	deadLetters      *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
 	certEvents       *prometheus.CounterVec
+
+	quarantineReleased *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -52,8 +54,11 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		certEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tls_certificate_events_total", Help: "Certificate management events by listener and kind (obtained, renewed, renewal_failed, ...).",
 		}, []string{"listener", "kind"}),
+		quarantineReleased: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edgerelay_quarantine_released_total", Help: "Quarantined callbacks that passed verification on release and were enqueued, by channel.",
+		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.requests, m.authFailures, m.attempts, m.deliveryDuration, m.busBatch, m.breakerState,
+	reg.MustRegister(m.quarantineReleased, m.requests, m.authFailures, m.attempts, m.deliveryDuration, m.busBatch, m.breakerState,
 		m.deadLetters, m.reloads, m.certEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{s: s})
@@ -74,14 +79,22 @@ var (
 	descDead     = prometheus.NewDesc("edgerelay_queue_dead_letters", "Dead letters kept by backend.", []string{"backend"}, nil)
 	descOldest   = prometheus.NewDesc("edgerelay_queue_oldest_age_seconds", "Age of the oldest pending event by backend.", []string{"backend"}, nil)
 	descSize     = prometheus.NewDesc("edgerelay_queue_size_bytes", "Disk used by the queue.", nil, nil)
+	descMaxSize  = prometheus.NewDesc("edgerelay_queue_max_bytes", "Queue size limit (queue.max_size, or the default computed at start); compared with edgerelay_queue_live_bytes.", nil, nil)
+	descLive     = prometheus.NewDesc("edgerelay_queue_live_bytes", "Bytes of the event records the queue holds.", nil, nil)
 	descCommits  = prometheus.NewDesc("edgerelay_queue_commits_total", "Events made durable.", nil, nil)
 	descSyncs    = prometheus.NewDesc("edgerelay_queue_syncs_total", "fsyncs done by the queue (group commit: far fewer than commits under load).", nil, nil)
 	descCredExp  = prometheus.NewDesc("edgerelay_credential_expiry_seconds", "Seconds until a credential expires (negative: expired).", []string{"owner", "credential"}, nil)
 	descCertExp  = prometheus.NewDesc("tls_certificate_expiry_seconds", "Seconds until a served certificate expires.", []string{"listener", "name"}, nil)
+	descTrustExp = prometheus.NewDesc("edgerelay_trust_certificate_expiry_seconds", "Seconds until a trust-store or client certificate expires (negative: expired), by owning block and subject.", []string{"owner", "subject"}, nil)
+
+	descQuarantineCallbacks = prometheus.NewDesc("edgerelay_quarantine_callbacks", "Callbacks kept in a channel's quarantine.", []string{"channel"}, nil)
+	descQuarantineBytes     = prometheus.NewDesc("edgerelay_quarantine_bytes", "Disk used by a channel's quarantine.", []string{"channel"}, nil)
+	descQuarantineDropped   = prometheus.NewDesc("edgerelay_quarantine_dropped_total", "Quarantined callbacks dropped to stay within max_size, by channel.", []string{"channel"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descCommits, descSyncs, descCredExp, descCertExp} {
+	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descCredExp, descCertExp, descTrustExp,
+		descQuarantineCallbacks, descQuarantineBytes, descQuarantineDropped} {
 		ch <- d
 	}
 }
@@ -100,11 +113,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, age, b)
 	}
 	ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(s.q.Size()))
+	ch <- prometheus.MustNewConstMetric(descMaxSize, prometheus.GaugeValue, float64(s.q.MaxSize()))
+	ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(s.q.LiveBytes()))
 	commits, syncs := s.q.SyncStats()
 	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(commits))
 	ch <- prometheus.MustNewConstMetric(descSyncs, prometheus.CounterValue, float64(syncs))
 	for _, e := range s.expiries() {
 		ch <- prometheus.MustNewConstMetric(descCredExp, prometheus.GaugeValue, e.at.Sub(now).Seconds(), e.owner, e.name)
+	}
+	for _, q := range s.qt.Stats() {
+		ch <- prometheus.MustNewConstMetric(descQuarantineCallbacks, prometheus.GaugeValue, float64(q.Callbacks), q.Channel)
+		ch <- prometheus.MustNewConstMetric(descQuarantineBytes, prometheus.GaugeValue, float64(q.Bytes), q.Channel)
+		ch <- prometheus.MustNewConstMetric(descQuarantineDropped, prometheus.CounterValue, float64(q.Dropped), q.Channel)
+	}
+	for _, tc := range s.state.Load().cfg.TrustCerts {
+		ch <- prometheus.MustNewConstMetric(descTrustExp, prometheus.GaugeValue, tc.NotAfter.Sub(now).Seconds(), tc.Owner, tc.Subject)
 	}
 	for _, ci := range s.certificates() {
 		for _, n := range ci.Names {

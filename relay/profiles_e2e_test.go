@@ -17,7 +17,7 @@ func allProvidersConfig(t *testing.T, b0, b1 string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.NewReplacer("BACKEND0_URL", b0, "BACKEND1_URL", b1).Replace(string(b))
+	return strings.NewReplacer("http://127.0.0.1:9801/b0", b0, "http://127.0.0.1:9802/b1", b1).Replace(string(b))
 }
 
 func TestEveryProfileEndToEnd(t *testing.T) {

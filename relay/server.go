@@ -9,8 +9,9 @@
 //
 // relay is the only package that knows HCL. It imports the leaves auth
 // (verifiers), queue (the durable Badger queue) and tls (certificates and
-// trust stores), and its own subpackages profile (provider payloads) and
-// outbound (the BSP API proxy).
+// trust stores), and its own subpackages profile (provider payloads),
+// outbound (the BSP API proxy) and quarantine (callbacks refused for a wrong
+// secret, kept for release).
 package relay
 
 import (
@@ -28,14 +29,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
+	"github.com/edgerelay/edgerelay/relay/quarantine"
 	relaytls "github.com/edgerelay/edgerelay/tls"
 )
 
@@ -65,11 +66,14 @@ type Server struct {
 
 	state atomic.Pointer[state]
 	q     *queue.Queue
+	qt    *quarantine.Manager
 
 	mu         sync.Mutex // guards what follows (reload and shutdown)
 	listeners  map[string]*listener
 	admin      *http.Server
 	adminLn    net.Listener
+	adminTLS   *relaytls.Server // nil: plain HTTP
+	console    http.Handler     // the console under /ui/
 	deliverers map[string]*deliverer
 	proxies    map[string]*outbound.Proxy
 	tlsServers map[string]*relaytls.Server
@@ -87,7 +91,9 @@ type state struct {
 	cfg       *Config
 	listeners map[string]*ListenerConfig
 	channels  map[string]map[string]*ChannelConfig // listener → path → channel
-	upstreams map[string]*outbound.Router          // listener → its upstreams (longest prefix wins)
+	prefixes  map[string][]prefixChannel           // listener → prefix channels, longest first
+	byName    map[string]*ChannelConfig
+	upstreams map[string]*outbound.Router // listener → its upstreams (longest prefix wins)
 	backends  map[string]*BackendConfig
 }
 
@@ -126,12 +132,15 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	maxSize := cfg.Queue.MaxSize
+	qdir := filepath.Join(cfg.DataDir, "queue")
+	maxSize, sizeFrom := cfg.Queue.MaxSize, "queue.max_size"
 	if maxSize == 0 {
-		maxSize = defaultQueueSize(cfg.DataDir)
+		// Computed once, counting what the queue already holds.
+		maxSize, sizeFrom = queue.DefaultMaxSize(qdir), "90% of free space plus the queue's own files, less the disk reserve"
 	}
+	s.log.Info("queue size limit", "max_bytes", maxSize, "from", sizeFrom)
 	q, err := queue.Open(queue.Options{
-		Dir:        filepath.Join(cfg.DataDir, "queue"),
+		Dir:        qdir,
 		MaxSize:    maxSize,
 		Retain:     cfg.Queue.Retain,
 		GCInterval: cfg.Queue.GCInterval,
@@ -141,8 +150,20 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("open queue in %s: %w", cfg.DataDir, err)
 	}
 	s.q = q
+	qt, err := quarantine.Open(filepath.Join(cfg.DataDir, "quarantine"), quarantine.Options{Logger: s.log.With("component", "quarantine")})
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	s.qt = qt
+	if err := qt.Configure(quarantineSettings(cfg)); err != nil {
+		qt.Close()
+		q.Close()
+		return nil, err
+	}
 	st, err := s.buildState(cfg)
 	if err != nil {
+		qt.Close()
 		q.Close()
 		return nil, err
 	}
@@ -150,6 +171,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	for _, lc := range cfg.Listeners {
 		if err := s.bindListener(lc); err != nil {
 			s.closeListeners()
+			qt.Close()
 			q.Close()
 			return nil, err
 		}
@@ -157,21 +179,18 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	ln, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
 		s.closeListeners()
+		qt.Close()
 		q.Close()
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Address, err)
 	}
 	s.adminLn = ln
-	s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
-	return s, nil
-}
-
-// defaultQueueSize is 90% of the free space of dir at start.
-func defaultQueueSize(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
+	if err := s.setupAdmin(cfg); err != nil {
+		ln.Close()
+		s.closeListeners()
+		q.Close()
+		return nil, err
 	}
-	return int64(float64(st.Bavail) * float64(st.Bsize) * 0.9)
+	return s, nil
 }
 
 // NewLogger builds the process logger from the log block.
@@ -191,7 +210,7 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 		return fmt.Errorf("listener %q on %s: %w", lc.Name, lc.Address, err)
 	}
 	l := &listener{cfg: lc, ln: ln}
-	var h http.Handler = s.listenerHandler(lc.Name)
+	var h http.Handler = closeAfterChunked(s.listenerHandler(lc.Name))
 	l.srv = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: lc.ReadTimeout,
@@ -272,11 +291,17 @@ func (s *Server) Start() error {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		if err := s.admin.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if s.adminTLS != nil {
+			err = s.admin.ServeTLS(s.adminLn, "", "")
+		} else {
+			err = s.admin.Serve(s.adminLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin listener stopped", "err", err)
 		}
 	}()
-	s.log.Info("admin listening", "address", s.adminLn.Addr().String())
+	s.log.Info("admin listening", "address", s.adminLn.Addr().String(), "tls", s.adminTLS != nil, "tokens", len(s.state.Load().cfg.Admin.Tokens))
 	s.syncDeliverers(s.state.Load())
 	s.bg.Add(1)
 	go func() {
@@ -313,6 +338,8 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		cfg:       cfg,
 		listeners: map[string]*ListenerConfig{},
 		channels:  map[string]map[string]*ChannelConfig{},
+		prefixes:  prefixChannels(cfg.Channels),
+		byName:    map[string]*ChannelConfig{},
 		upstreams: map[string]*outbound.Router{},
 		backends:  map[string]*BackendConfig{},
 	}
@@ -323,7 +350,10 @@ func (s *Server) buildState(cfg *Config) (*state, error) {
 		if st.channels[ch.Listener] == nil {
 			st.channels[ch.Listener] = map[string]*ChannelConfig{}
 		}
-		st.channels[ch.Listener][ch.Path] = ch
+		st.byName[ch.Name] = ch
+		if !strings.HasSuffix(ch.Path, "/*") {
+			st.channels[ch.Listener][ch.Path] = ch
+		}
 	}
 	for _, b := range cfg.Backends {
 		st.backends[b.Name] = b
@@ -390,30 +420,32 @@ func upstreamSpec(u *UpstreamConfig) (outbound.Spec, error) {
 	spec.TLS = tc
 	for _, ac := range u.CallerAuth {
 		spec.CallerAuth = append(spec.CallerAuth, ac.Verifier)
-		if ac.Header != nil {
-			// The caller's relay credential is not the BSP's business.
-			spec.StripHeaders = append(spec.StripHeaders, ac.Header.Name)
-		}
 	}
-	for _, ic := range u.Inject {
-		switch ic.Type {
-		case "header":
-			spec.Inject = append(spec.Inject, outbound.HeaderInject{Name: ic.Name, Value: ic.Value})
-		case "basic":
-			spec.Inject = append(spec.Inject, outbound.BasicInject{Username: ic.Username, Password: ic.Password})
-		case "bearer":
-			spec.Inject = append(spec.Inject, outbound.BearerInject{Token: ic.Token, Expires: ic.Expires})
-		case "oauth2":
-			oi := outbound.OAuth2Inject{TokenURL: ic.TokenURL, ClientID: ic.ClientID, ClientSecret: ic.ClientSecret, Scopes: ic.Scopes}
-			if ic.OAuthTrust != nil {
-				if oi.TLS, err = clientTLS(*ic.OAuthTrust); err != nil {
-					return spec, err
-				}
-			}
-			spec.Inject = append(spec.Inject, oi)
-		}
+	// The caller's relay credential is not the BSP's business, whatever
+	// scheme carries it.
+	spec.StripHeaders = authHeaderNames(u.CallerAuth)
+	if spec.Inject, err = injectSpecs(u.Inject); err != nil {
+		return spec, err
 	}
+	spec.Proxy, spec.Rate = u.Proxy, u.Rate
 	return spec, nil
+}
+
+// injectSpecs turns inject blocks into what package inject runs, building
+// the TLS of oauth2 blocks that name their own trust store.
+func injectSpecs(ics []InjectConfig) ([]inject.Spec, error) {
+	var out []inject.Spec
+	for _, ic := range ics {
+		var tc *stdtls.Config
+		if ic.OAuthTrust != nil {
+			var err error
+			if tc, err = clientTLS(*ic.OAuthTrust); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, injectSpec(ic, tc))
+	}
+	return out, nil
 }
 
 // clientTLS builds the outbound TLS config of a trust setting (nil trust
@@ -460,8 +492,16 @@ func (s *Server) Reload() error {
 			s.log.Error("certificate reload failed, the old certificate stays", "listener", name, "err", err)
 		}
 	}
+	if s.adminTLS != nil {
+		if err := s.adminTLS.Reload(); err != nil {
+			s.log.Error("certificate reload failed, the old certificate stays", "listener", "admin", "err", err)
+		}
+	}
 	s.state.Store(st)
 	s.syncDeliverers(st)
+	if err := s.qt.Configure(quarantineSettings(cfg)); err != nil {
+		s.log.Error("quarantine not opened for every channel", "err", err)
+	}
 	s.metrics.reloads.WithLabelValues("applied").Inc()
 	s.log.Info("configuration reloaded", "file", cfg.File, "channels", len(cfg.Channels), "backends", len(cfg.Backends), "upstreams", len(cfg.Upstreams))
 	return nil
@@ -475,6 +515,9 @@ func immutableChange(a, b *Config) string {
 	}
 	if a.Admin.Address != b.Admin.Address {
 		return "admin address"
+	}
+	if !reflect.DeepEqual(a.Admin.TLS, b.Admin.TLS) {
+		return "admin tls block (its files are re-read on reload; the block itself cannot change)"
 	}
 	if a.Queue != b.Queue {
 		return "queue block"
@@ -548,6 +591,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if !waitCtx(&s.bg, ctx) {
 			s.log.Warn("shutdown deadline reached with work still running")
 		}
+		s.qt.Close()
 		s.stopErr = s.q.Close()
 		s.log.Info("stopped")
 	})
@@ -564,54 +608,4 @@ func waitCtx(wg *sync.WaitGroup, ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// expiryWatch announces expiring credentials in the log, daily, from 14
-// days before; the metric is computed at scrape time.
-func (s *Server) expiryWatch() {
-	t := time.NewTicker(24 * time.Hour)
-	defer t.Stop()
-	for {
-		for _, e := range s.expiries() {
-			left := time.Until(e.at)
-			switch {
-			case left <= 0:
-				s.log.Error("credential expired: callbacks using it are rejected", "owner", e.owner, "credential", e.name, "expired", e.at.Format(time.DateOnly))
-			case left <= 14*24*time.Hour:
-				s.log.Warn("credential expires soon: rotate it", "owner", e.owner, "credential", e.name, "expires", e.at.Format(time.DateOnly), "days_left", int(left.Hours()/24))
-			}
-		}
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-type expiry struct {
-	owner, name string
-	at          time.Time
-}
-
-func (s *Server) expiries() []expiry {
-	st := s.state.Load()
-	var out []expiry
-	for _, ch := range st.cfg.Channels {
-		for _, a := range ch.Auth {
-			if e, ok := a.Verifier.(auth.Expiring); ok {
-				for _, x := range e.Expiries() {
-					out = append(out, expiry{owner: "channel " + ch.Name, name: x.Name, at: x.At})
-				}
-			}
-		}
-	}
-	s.mu.Lock()
-	for name, p := range s.proxies {
-		for _, x := range p.Expiries() {
-			out = append(out, expiry{owner: "upstream " + name, name: x.Name, at: x.At})
-		}
-	}
-	s.mu.Unlock()
-	return out
 }

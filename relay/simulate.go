@@ -102,7 +102,11 @@ func Simulate(cfg *Config, o SimulateOptions) (*SimulateResult, error) {
 		if l.TLS != nil {
 			scheme = "https"
 		}
-		target = scheme + "://" + net.JoinHostPort(host, port) + ch.Path
+		path := ch.Path
+		if base, ok := strings.CutSuffix(path, "/*"); ok {
+			path = base + "/simulated" // a prefix channel: any path under it
+		}
+		target = scheme + "://" + net.JoinHostPort(host, port) + path
 	}
 	if len(query) > 0 {
 		target += "?" + query.Encode()

@@ -192,8 +192,8 @@ func TestDLQCommands(t *testing.T) {
 	var eventID string
 	waitFor(t, 10*time.Second, func() bool {
 		out, _ := cli("dlq", "list", "-config", cfgPath, "-json")
-		if i := strings.Index(out, `"EventID": "`); i >= 0 {
-			eventID = out[i+len(`"EventID": "`):]
+		if i := strings.Index(out, `"event_id": "`); i >= 0 {
+			eventID = out[i+len(`"event_id": "`):]
 			eventID = eventID[:strings.Index(eventID, `"`)]
 			return true
 		}
@@ -203,9 +203,22 @@ func TestDLQCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, eventID) || !strings.Contains(out, "crm") || !strings.Contains(out, "400") {
 		t.Fatalf("dlq list (%d):\n%s", code, out)
 	}
-	out, code = cli("dlq", "show", "-admin", "http://"+addrs[1], eventID)
-	if code != 0 || !strings.Contains(out, `"channel": "meta"`) || !strings.Contains(out, `"body":`) {
+	// dlq show prints the event for a person: the body as indented JSON
+	// text (not base64), the dead letter's backend and error.
+	out, code = cli("dlq", "show", "-admin", addrs[1], eventID)
+	if code != 0 || !strings.Contains(out, "channel") || !strings.Contains(out, "meta (provider meta)") ||
+		!strings.Contains(out, "JSON):\n{\n  \"object\": \"whatsapp_business_account\"") || !strings.Contains(out, "wamid.dlq-1") ||
+		!strings.Contains(out, "400") {
 		t.Fatalf("dlq show (%d):\n%s", code, out)
+	}
+	out, code = cli("dlq", "show", "-json", "-admin", "http://"+addrs[1], eventID)
+	if code != 0 || !strings.Contains(out, `"channel": "meta"`) || !strings.Contains(out, `"body":`) || !strings.Contains(out, `"last_error":`) {
+		t.Fatalf("dlq show -json (%d):\n%s", code, out)
+	}
+	// A misspelt backend is an error, not "replayed 0".
+	out, code = cli("dlq", "replay", "-all", "-backend", "nosuch", "-admin", addrs[1])
+	if code != 1 || !strings.Contains(out, `unknown backend "nosuch"`) || strings.Contains(out, "replayed") {
+		t.Fatalf("dlq replay -all -backend nosuch (%d): %s", code, out)
 	}
 	be.status.Store(0)
 	out, code = cli("dlq", "replay", "-config", cfgPath, eventID)
@@ -219,14 +232,14 @@ func TestDLQCommands(t *testing.T) {
 	post("wamid.dlq-3")
 	waitFor(t, 10*time.Second, func() bool {
 		out, _ := cli("dlq", "list", "-config", cfgPath, "-json")
-		return strings.Count(out, `"EventID"`) == 2
+		return strings.Count(out, `"event_id"`) == 2
 	}, "two dead letters")
 	out, code = cli("dlq", "purge", "-all", "-backend", "crm", "-config", cfgPath)
 	if code != 0 || !strings.Contains(out, "purged 2") {
 		t.Fatalf("dlq purge -all (%d): %s", code, out)
 	}
 	out, _ = cli("dlq", "list", "-config", cfgPath, "-json")
-	if strings.Contains(out, "EventID") {
+	if strings.Contains(out, "event_id") {
 		t.Fatalf("dead letters left after purge: %s", out)
 	}
 	if _, code := cli("dlq", "replay", "-config", cfgPath); code == 0 {

@@ -44,7 +44,7 @@ func TestEveryProfileThroughTheBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	addrs := freeAddrs(t, 2)
-	cfgText := strings.NewReplacer("BACKEND0_URL", srv.URL, "BACKEND1_URL", srv.URL).Replace(string(tmpl))
+	cfgText := strings.NewReplacer("http://127.0.0.1:9801/b0", srv.URL, "http://127.0.0.1:9802/b1", srv.URL).Replace(string(tmpl))
 	cfgText = strings.Replace(cfgText, `listener "public" { address = "127.0.0.1:0" }`, `listener "public" { address = "`+addrs[0]+`" }`, 1)
 	cfgText = strings.Replace(cfgText, `admin { address = "127.0.0.1:0" }`, `admin { address = "`+addrs[1]+`" }`, 1)
 	dir := t.TempDir()

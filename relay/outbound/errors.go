@@ -9,22 +9,24 @@ import (
 
 // Codes of the relay's own JSON errors (the "code" member of the body).
 const (
-	CodeMethodNotAllowed = "method_not_allowed"   // 403: method outside allow_methods, CONNECT, TRACE
-	CodeBadRequestTarget = "bad_request_target"   // 403: absolute URL or authority in the request line
-	CodeHostNotAllowed   = "host_not_allowed"     // 403: Host header outside Spec.Hosts
-	CodePathRefused      = "path_refused"         // 403: path trick, or not under the mount point
-	CodePathNotAllowed   = "path_not_allowed"     // 403: path outside allow_paths
-	CodeNoUpstream       = "no_upstream"          // 403: Router found no upstream for the path
-	CodeUnauthorized     = "unauthorized"         // 401: caller_auth failed
-	CodeBodyTooLarge     = "body_too_large"       // 413: request body above MaxBody
-	CodeBadRequestBody   = "bad_request_body"     // 400: the caller's body could not be read
-	CodeConcurrency      = "concurrency_limit"    // 503: Concurrency requests already in flight
-	CodeBreakerOpen      = "breaker_open"         // 503: circuit breaker open or half-open and busy
-	CodeTimeout          = "upstream_timeout"     // 504: total timeout
-	CodeUnreachable      = "upstream_unreachable" // 502: connection refused, DNS, TLS or connect timeout
-	CodeUpstreamError    = "upstream_error"       // 502: the exchange with the BSP failed
-	CodeTokenEndpoint    = "token_endpoint"       // 502: no OAuth2 token could be obtained
-	CodeCallerGone       = "caller_gone"          // 499: the caller went away first
+	CodeMethodNotAllowed  = "method_not_allowed"   // 403: method outside allow_methods, CONNECT, TRACE
+	CodeBadRequestTarget  = "bad_request_target"   // 403: absolute URL or authority in the request line
+	CodeHostNotAllowed    = "host_not_allowed"     // 403: Host header outside Spec.Hosts
+	CodePathRefused       = "path_refused"         // 403: path trick, or not under the mount point
+	CodePathNotAllowed    = "path_not_allowed"     // 403: path outside allow_paths
+	CodeNoUpstream        = "no_upstream"          // 403: Router found no upstream for the path
+	CodeUnauthorized      = "unauthorized"         // 401: caller_auth failed
+	CodeBodyTooLarge      = "body_too_large"       // 413: request body above MaxBody
+	CodeBadRequestBody    = "bad_request_body"     // 400: the caller's body could not be read
+	CodeConcurrency       = "concurrency_limit"    // 503: Concurrency requests already in flight
+	CodeBreakerOpen       = "breaker_open"         // 503: circuit breaker open or half-open and busy
+	CodeTimeout           = "upstream_timeout"     // 504: total timeout
+	CodeUnreachable       = "upstream_unreachable" // 502: connection refused, DNS, TLS or connect timeout
+	CodeUpstreamError     = "upstream_error"       // 502: the exchange with the BSP failed
+	CodeTokenEndpoint     = "token_endpoint"       // 502: no OAuth2 token or IAM login could be obtained
+	CodeCredentialExpired = "credential_expired"   // 502: an injected credential passed its expires date
+	CodeRateLimited       = "rate_limited"         // 429: above the upstream's rate (with Retry-After)
+	CodeCallerGone        = "caller_gone"          // 499: the caller went away first
 )
 
 // ErrorBody is the JSON body of every answer the relay makes itself (as

@@ -11,9 +11,10 @@
 // settings did not change.
 //
 // What is forwarded. A request to <Path><rest> goes to BaseURL + "/" + rest
-// with the method, the query string as received, the body (streamed) and the
-// headers minus hop-by-hop headers, the caller's Authorization,
-// Proxy-Authorization, Host, Expect and Spec.StripHeaders. The BSP's answer
+// (rest re-encoded from its checked segments) with the method, the query
+// string as received, the body (streamed) and the caller's headers named by
+// DefaultForwardHeaders and Spec.ForwardHeaders (an allow-list), minus
+// Spec.StripHeaders. The BSP's answer
 // (status, headers, body, trailers) is streamed back unchanged; a 3xx is
 // returned as is and never followed. Only methods in AllowMethods and paths
 // matching AllowPaths (see the glob syntax on Spec.AllowPaths) are forwarded;
@@ -63,9 +64,10 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
-	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
 
 	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/relay/inject"
 )
 
 // Defaults for the zero values of Spec and BreakerSpec.
@@ -129,10 +131,13 @@ type Spec struct {
 	// read whole: schemes that sign the body (hmac, twilio, standard
 	// webhooks) cannot be used here.
 	CallerAuth []auth.Verifier
-	// StripHeaders are more caller headers never forwarded to the BSP, e.g.
-	// the header a caller_auth "header" scheme reads. Authorization,
-	// Proxy-Authorization and hop-by-hop headers are always stripped.
+	// StripHeaders are caller headers never forwarded to the BSP even when
+	// allowed, e.g. the headers caller_auth reads. Authorization,
+	// Proxy-Authorization and hop-by-hop headers are never forwarded.
 	StripHeaders []string
+	// ForwardHeaders are caller headers forwarded besides
+	// DefaultForwardHeaders (the allow-list); nothing else is.
+	ForwardHeaders []string
 	// Hosts, when not empty, are the Host header values accepted from
 	// callers ("name:port" matches exactly, "name" with any port;
 	// case-insensitive), e.g. the internal listener's names; others get 403. Empty accepts any Host. The caller's
@@ -144,6 +149,14 @@ type Spec struct {
 	ReplayLimit int64
 	// Breaker configures the circuit breaker.
 	Breaker BreakerSpec
+	// Proxy is the egress proxy of the calls to the BSP and of the token
+	// calls (oauth2, huawei_iam): "" direct (default), "env", or
+	// "http://[user:pass@]host:port" (see inject.Proxy).
+	Proxy string
+	// Rate is the most calls per second let through (0: no limit); the
+	// excess gets 429 with Retry-After. Bursts of up to Rate (at least one)
+	// calls pass at once.
+	Rate float64
 }
 
 // BreakerSpec configures an upstream's circuit breaker: `breaker { failures,
@@ -180,11 +193,13 @@ type state struct {
 	globs     []glob
 	methods   map[string]bool
 	hosts     map[string]bool
-	strip     []string
+	strip     headerSet
+	allow     headerSet
 	transport *http.Transport
-	tokenTr   *http.Transport // nil without oauth2
-	inject    []applied
-	oauth     *tokenCache
+	tokenTr   *http.Transport // nil without oauth2 or huawei_iam
+	tokTLS    *tls.Config     // the oauth2 block's own TLS, if any
+	inject    *inject.Set
+	limiter   *rate.Limiter // nil without Rate
 	sem       chan struct{}
 	br        *breaker
 	expiries  []auth.Expiry
@@ -267,13 +282,10 @@ func (p *Proxy) BreakerState() string {
 	return p.cur.Load().br.cb.State().String()
 }
 
-// TokenFetches returns how many OAuth2 tokens were fetched by the current
-// token cache (0 without inject "oauth2").
+// TokenFetches returns how many tokens (OAuth2, Huawei IAM logins) the
+// current token caches fetched (0 without inject "oauth2" or "huawei_iam").
 func (p *Proxy) TokenFetches() int {
-	if c := p.cur.Load().oauth; c != nil {
-		return c.fetchCount()
-	}
-	return 0
+	return p.cur.Load().inject.TokenFetches()
 }
 
 func (p *Proxy) compile(s Spec, old *state) (*state, error) {
@@ -337,12 +349,19 @@ func (p *Proxy) compile(s Spec, old *state) (*state, error) {
 			st.hosts[strings.ToLower(h)] = true
 		}
 	}
+	st.strip = newHeaderSet([]string{"Authorization", "Host", "Expect", "Content-Length"})
 	for _, h := range s.StripHeaders {
 		if !validHeaderName(h) || h == "" {
 			return nil, errf("strip header %q: invalid name", h)
 		}
-		st.strip = append(st.strip, http.CanonicalHeaderKey(h))
+		st.strip[http.CanonicalHeaderKey(h)] = true
 	}
+	for _, h := range s.ForwardHeaders {
+		if !validHeaderName(h) || h == "" {
+			return nil, errf("forward_headers: %q is not a header name", h)
+		}
+	}
+	st.allow = newHeaderSet(DefaultForwardHeaders, s.ForwardHeaders)
 
 	// Limits.
 	if s.Timeout < 0 || s.ConnectTimeout < 0 || s.TLSHandshakeTimeout < 0 || s.MaxBody < 0 ||
@@ -363,13 +382,20 @@ func (p *Proxy) compile(s Spec, old *state) (*state, error) {
 	s.Breaker.OpenFor = orDefault(s.Breaker.OpenFor, defaultOpenFor)
 	s.Breaker.HalfOpenRequests = orDefault(s.Breaker.HalfOpenRequests, defaultHalfOpenRequests)
 
+	// Egress proxy.
+	proxy, err := inject.Proxy(s.Proxy)
+	if err != nil {
+		return nil, errf("%w", err)
+	}
+
 	// Connection pool: kept across reloads when nothing it depends on moved.
-	if old != nil && old.spec.TLS == s.TLS && old.spec.ConnectTimeout == s.ConnectTimeout &&
+	if old != nil && old.spec.TLS == s.TLS && old.spec.ConnectTimeout == s.ConnectTimeout && old.spec.Proxy == s.Proxy &&
 		old.spec.TLSHandshakeTimeout == s.TLSHandshakeTimeout && old.spec.Concurrency == s.Concurrency &&
 		old.base.Scheme == base.Scheme && old.base.Host == base.Host {
 		st.transport = old.transport
 	} else {
 		st.transport = newTransport(s.TLS, s.ConnectTimeout, s.TLSHandshakeTimeout, s.Concurrency)
+		st.transport.Proxy = proxy
 	}
 	if old != nil && old.spec.Concurrency == s.Concurrency {
 		st.sem = old.sem
@@ -377,61 +403,64 @@ func (p *Proxy) compile(s Spec, old *state) (*state, error) {
 		st.sem = make(chan struct{}, s.Concurrency)
 	}
 
-	// Credentials.
-	var keep *tokenCache
-	var oauthSpec *OAuth2Inject
+	// Credentials. Token calls (oauth2, huawei_iam) use their own small
+	// pool, through the same egress proxy.
+	var tokTLS *tls.Config
+	needTokens := false
 	for _, inj := range s.Inject {
 		switch v := inj.(type) {
 		case OAuth2Inject:
-			oauthSpec = &v
+			needTokens, tokTLS = true, v.TLS
 		case *OAuth2Inject:
-			oauthSpec = v
+			if v != nil {
+				needTokens, tokTLS = true, v.TLS
+			}
+		case inject.HuaweiIAM, *inject.HuaweiIAM:
+			needTokens = true
 		}
 	}
 	var client *http.Client
-	if oauthSpec != nil {
-		tcfg := oauthSpec.TLS
+	if needTokens {
+		tcfg := tokTLS
 		if tcfg == nil {
 			tcfg = s.TLS
 		}
-		if old != nil && old.tokenTr != nil && old.spec.TLS == s.TLS && old.oauth != nil &&
-			old.oauth.src.TLS == oauthSpec.TLS && old.spec.ConnectTimeout == s.ConnectTimeout &&
+		if old != nil && old.tokenTr != nil && old.spec.TLS == s.TLS && old.tokTLS == tokTLS &&
+			old.spec.ConnectTimeout == s.ConnectTimeout && old.spec.Proxy == s.Proxy &&
 			old.spec.TLSHandshakeTimeout == s.TLSHandshakeTimeout {
 			st.tokenTr = old.tokenTr
 		} else {
 			st.tokenTr = newTransport(tcfg, s.ConnectTimeout, s.TLSHandshakeTimeout, 2)
+			st.tokenTr.Proxy = proxy
 		}
+		st.tokTLS = tokTLS
 		client = &http.Client{
 			Transport: st.tokenTr,
 			Timeout:   s.Timeout,
 			// Never fetch another host: a redirect is an error.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-		if old != nil {
-			keep = old.oauth
-		}
 	}
-	inj, cache, err := compileInjectors(s.Name, s.Inject, keep, client, s.Timeout)
+	var keep *inject.Set
+	if old != nil {
+		keep = old.inject
+	}
+	set, err := inject.Compile(fmt.Sprintf("upstream %q", s.Name), s.Inject, keep, client, s.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	st.inject, st.oauth = inj, cache
-	for i, in := range s.Inject {
-		var b BearerInject
-		switch v := in.(type) {
-		case BearerInject:
-			b = v
-		case *BearerInject:
-			b = *v
-		default:
-			continue
-		}
-		if !b.Expires.IsZero() {
-			name := "upstream " + s.Name + " bearer token"
-			if i > 0 {
-				name = fmt.Sprintf("%s #%d", name, i+1)
-			}
-			st.expiries = append(st.expiries, auth.Expiry{Name: name, At: b.Expires})
+	st.inject = set
+	for _, x := range set.Expiries() {
+		st.expiries = append(st.expiries, auth.Expiry{Name: x.Name, At: x.At})
+	}
+	if s.Rate < 0 {
+		return nil, errf("negative rate")
+	}
+	if s.Rate > 0 {
+		if old != nil && old.spec.Rate == s.Rate && old.limiter != nil {
+			st.limiter = old.limiter
+		} else {
+			st.limiter = rate.NewLimiter(rate.Limit(s.Rate), max(1, int(math.Ceil(s.Rate))))
 		}
 	}
 
@@ -470,8 +499,9 @@ func checkHTTPURL(raw string) error {
 }
 
 // newTransport is the per-upstream connection pool: keep-alive, HTTP/2 when
-// the BSP offers it, no environment proxy, no transparent decompression (the
-// answer must reach the caller byte for byte).
+// the BSP offers it, no proxy (the caller sets the upstream's egress proxy
+// in Proxy), no transparent decompression (the answer must reach the caller
+// byte for byte).
 func newTransport(cfg *tls.Config, connect, handshake time.Duration, conc int) *http.Transport {
 	var tc *tls.Config
 	if cfg != nil {
@@ -679,7 +709,20 @@ func (ex *exchange) serve() {
 		return
 	}
 
-	// Admission: concurrency, then the breaker.
+	// Admission: rate, concurrency, then the breaker.
+	if st.limiter != nil {
+		if res := st.limiter.Reserve(); res.Delay() > 0 {
+			wait := res.Delay()
+			res.Cancel()
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			writeError(ex.w, http.StatusTooManyRequests, ErrorBody{Error: "above the upstream's rate",
+				Code: CodeRateLimited, Upstream: ex.p.name, RetryAfter: secs})
+			ex.p.m.count(ex.p.name, http.StatusTooManyRequests)
+			ex.p.log.Warn("outbound request refused", "status", 429, "code", CodeRateLimited, "method", r.Method,
+				"path", cp.decoded)
+			return
+		}
+	}
 	select {
 	case st.sem <- struct{}{}:
 		defer func() { <-st.sem }()
@@ -787,14 +830,9 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 		Header:     make(http.Header, len(r.Header)),
 		Host:       target.Host,
 	}
-	copyHeader(out.Header, r.Header, append([]string{"Authorization", "Host", "Expect", "Content-Length"}, st.strip...)...)
+	copyAllowed(out.Header, r.Header, st.allow, st.strip)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		out.Header.Set("User-Agent", "") // not Go's default
-	}
-	for _, a := range st.inject {
-		if a.oauth == nil {
-			out.Header.Set(a.header, a.value)
-		}
 	}
 
 	// The body: streamed; buffered up to ReplayLimit only when an OAuth2 401
@@ -807,7 +845,19 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 		mb := http.MaxBytesReader(w, r.Body, st.spec.MaxBody)
 		body = &bodyReader{r: mb, c: mb}
 		out.ContentLength = r.ContentLength
-		if st.oauth != nil && r.ContentLength <= st.spec.ReplayLimit {
+		if st.inject.NeedsBody() {
+			// inject "hmac" signs the exact body: read it whole (it is
+			// bounded by MaxBody).
+			buf, err := io.ReadAll(body)
+			if err != nil {
+				status = ex.callerBodyError(err)
+				return
+			}
+			replay, replayable = buf, true
+			out.ContentLength = int64(len(buf))
+			out.Body = io.NopCloser(bytes.NewReader(buf))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
+		} else if st.inject.Refreshes() && r.ContentLength <= st.spec.ReplayLimit {
 			buf, err := io.ReadAll(io.LimitReader(body, st.spec.ReplayLimit+1))
 			if err != nil {
 				status = ex.callerBodyError(err)
@@ -833,25 +883,22 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 	out = out.WithContext(ctx)
 
 	start := time.Now()
-	res, tok, err := ex.roundTrip(ctx, out)
-	if err == nil && res.StatusCode == http.StatusUnauthorized && tok != nil {
-		// The token was refused: drop it so that a new one is fetched.
-		st.oauth.invalidate(tok)
-	}
-	if err == nil && res.StatusCode == http.StatusUnauthorized && tok != nil && replayable {
+	res, att, err := ex.roundTrip(ctx, out, replay)
+	// A refused fetched token is dropped so that a new one is fetched.
+	if err == nil && res.StatusCode == http.StatusUnauthorized && att.Unauthorized() && replayable {
 		// And replay once with the new one. A 401 to the replay is the
 		// caller's answer; its token is kept, so a BSP refusing every token
 		// costs at most one token fetch per call.
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 		res.Body.Close()
-		p.log.Info("upstream refused the oauth2 token; refreshing and retrying once")
+		p.log.Info("upstream refused the fetched token; refreshing and retrying once")
 		retry := out.Clone(ctx)
 		if replay != nil {
 			retry.Body = io.NopCloser(bytes.NewReader(replay))
 		} else {
 			retry.Body = nil
 		}
-		res, _, err = ex.roundTrip(ctx, retry)
+		res, _, err = ex.roundTrip(ctx, retry, replay)
 	}
 	p.m.observe(p.name, time.Since(start).Seconds())
 	if err == nil && ctx.Err() != nil {
@@ -912,25 +959,15 @@ func (ex *exchange) forward(cp cleanPath, done func(error)) {
 		"duration", time.Since(start))
 }
 
-// roundTrip sends one attempt, with a current OAuth2 token when configured.
-func (ex *exchange) roundTrip(ctx context.Context, out *http.Request) (*http.Response, *oauth2.Token, error) {
-	var tok *oauth2.Token
-	if c := ex.st.oauth; c != nil {
-		t, err := c.token(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		tok = t
-		for _, a := range ex.st.inject {
-			if a.oauth != nil {
-				out.Header.Set("Authorization", t.Type()+" "+t.AccessToken)
-			} else if a.header == "Authorization" {
-				out.Header.Set(a.header, a.value) // a later static injector wins
-			}
-		}
+// roundTrip sends one attempt with the upstream's credentials (a current
+// token for oauth2 and huawei_iam; body is the exact body for hmac).
+func (ex *exchange) roundTrip(ctx context.Context, out *http.Request, body []byte) (*http.Response, *inject.Attempt, error) {
+	att, err := ex.st.inject.Apply(ctx, out.Header, body)
+	if err != nil {
+		return nil, att, err
 	}
 	res, err := ex.st.transport.RoundTrip(out)
-	return res, tok, err
+	return res, att, err
 }
 
 // callerBodyError answers a failure to read the caller's body before sending.
@@ -983,8 +1020,11 @@ func (ex *exchange) exchangeError(ctx context.Context, err error, body *bodyRead
 		return ex.callerGone(), errCaller
 	case berr != nil:
 		return ex.callerBodyError(berr), errCaller
-	case errors.Is(err, errTokenEndpoint):
-		status, code, msg, outcome = http.StatusBadGateway, CodeTokenEndpoint, "could not obtain an oauth2 token", err
+	case errors.Is(err, inject.ErrTokenEndpoint):
+		status, code, msg, outcome = http.StatusBadGateway, CodeTokenEndpoint, "could not obtain a token", err
+	case errors.Is(err, inject.ErrExpired):
+		// Not the BSP's fault: not counted by the breaker.
+		status, code, msg, outcome = http.StatusBadGateway, CodeCredentialExpired, "the upstream credential expired", errCaller
 	case isDialOrTLS(err):
 		status, code, msg, outcome = http.StatusBadGateway, CodeUnreachable, "upstream unreachable", err
 	default:

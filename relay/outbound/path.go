@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrPathRefused is wrapped by every error of the path normaliser: the
@@ -16,8 +17,11 @@ type cleanPath struct {
 	// decoded is the rest path, percent-decoded, with a leading "/"; globs
 	// match against it.
 	decoded string
-	// raw is the same path with each segment spelled as the caller sent it
-	// (percent-encoding preserved), with a leading "/".
+	// raw is the same path re-encoded from the checked, decoded segments
+	// (url.PathEscape per segment), with a leading "/": what is forwarded.
+	// The caller's own spelling never reaches the BSP, so a server that
+	// decodes twice or honours path parameters sees the path that was
+	// matched.
 	raw string
 }
 
@@ -32,12 +36,18 @@ type cleanPath struct {
 //     case) are refused anywhere, and so are control characters, literal or
 //     encoded (%00-%1f, %7f), and malformed percent-encoding;
 //   - empty segments ("//") are refused, except for one trailing "/";
+//   - ";" is refused anywhere, literal or encoded: servers such as Tomcat
+//     and Spring treat "..;" as ".." with a path parameter;
+//   - a decoded segment must not contain "%" (that is, %25 is refused: a
+//     server that decodes twice would see %2e%2e as ".."), and must be
+//     valid UTF-8 (overlong forms such as %c0%ae for "." are refused);
 //   - "." segments are dropped and ".." segments remove the previous one,
 //     after percent-decoding (so %2e%2e counts as ".."); a ".." that would
 //     climb above the mount point is refused.
 //
 // The result never contains "." or ".." segments nor empty segments other
-// than a trailing one.
+// than a trailing one, and its raw form is rebuilt from the decoded
+// segments.
 func normalise(escaped, prefix string) (cleanPath, error) {
 	if !strings.HasPrefix(escaped, prefix) {
 		return cleanPath{}, fmt.Errorf("%w: not under %q", ErrPathRefused, prefix)
@@ -45,6 +55,9 @@ func normalise(escaped, prefix string) (cleanPath, error) {
 	rest := escaped[len(prefix):]
 	if strings.ContainsRune(rest, '\\') {
 		return cleanPath{}, fmt.Errorf("%w: backslash", ErrPathRefused)
+	}
+	if strings.ContainsRune(rest, ';') {
+		return cleanPath{}, fmt.Errorf("%w: path parameter (;)", ErrPathRefused)
 	}
 	lower := strings.ToLower(rest)
 	if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
@@ -70,9 +83,17 @@ func normalise(escaped, prefix string) (cleanPath, error) {
 			return cleanPath{}, fmt.Errorf("%w: bad escape", ErrPathRefused)
 		}
 		for j := 0; j < len(dec); j++ {
-			if c := dec[j]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' {
+			switch c := dec[j]; {
+			case c < 0x20 || c == 0x7f || c == '/' || c == '\\':
 				return cleanPath{}, fmt.Errorf("%w: control character or separator in segment", ErrPathRefused)
+			case c == ';':
+				return cleanPath{}, fmt.Errorf("%w: path parameter (;)", ErrPathRefused)
+			case c == '%':
+				return cleanPath{}, fmt.Errorf("%w: encoded percent sign (%%25)", ErrPathRefused)
 			}
+		}
+		if !utf8.ValidString(dec) {
+			return cleanPath{}, fmt.Errorf("%w: invalid or overlong UTF-8", ErrPathRefused)
 		}
 		switch dec {
 		case ".":
@@ -87,7 +108,7 @@ func normalise(escaped, prefix string) (cleanPath, error) {
 			trailing = i == len(parts)-1
 			continue
 		}
-		segs = append(segs, raw)
+		segs = append(segs, url.PathEscape(dec))
 		decoded = append(decoded, dec)
 		trailing = false
 	}

@@ -116,6 +116,8 @@ func testForward(t *testing.T, ca *testCA, bsp *recordingBSP, bspSrv *httptest.S
 				AllowPaths: []string{"/whatsapp/1/message/*", "/media/**"},
 				TLS:        ca.clientTLS(t),
 				Inject:     tc.inject,
+				// Beyond the default allow-list, by configuration.
+				ForwardHeaders: []string{"x-custom"},
 			})
 			relay := startRelay(t, p)
 			reqBody := bytes.Repeat([]byte("payload-"), 5000)

@@ -84,7 +84,7 @@ func catalog() []*Profile {
 			DefaultAuth: AuthHeader,
 			HeaderName:  "Authorization",
 			Success:     ok,
-			RouteFields: []string{"app", "source", "phone_number_id", "display_phone_number", "waba_id"},
+			RouteFields: []string{"app", "source", "phone_number_id", "display_phone_number", "waba_id", "waNumber"},
 			Ordered:     true,
 			Samples: samples(
 				"inbound", ctJSON, "gupshup/inbound_text_v2.json",

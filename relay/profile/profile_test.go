@@ -116,6 +116,12 @@ func fixtureCases() []fixtureCase {
 		{provider: "gupshup", file: "gupshup/event_sent_v2.json", want: gupshupEvent("sent")},
 		{provider: "gupshup", file: "gupshup/event_delivered_v2.json", want: gupshupEvent("delivered")},
 		{provider: "gupshup", file: "gupshup/event_read_v2.json", want: gupshupEvent("read")},
+		{provider: "gupshup", file: "gupshup/kore_inbound_text.json", want: Result{
+			OrderKey: "919812345678", Kind: KindMessage, Fields: map[string]string{"waNumber": "919900000001"},
+		}},
+		{provider: "gupshup", file: "gupshup/kore_inbound_text.form", want: Result{
+			EventID: "4711-abc-0815", OrderKey: "919812345678", Kind: KindMessage, Fields: map[string]string{"waNumber": "919900000001"},
+		}},
 		{provider: "gupshup", file: "gupshup/user_event_v2.json", want: Result{
 			OrderKey: "918x98xx21x4", Kind: KindEvent, Fields: map[string]string{"app": "DemoApp"},
 		}},
@@ -151,6 +157,14 @@ func fixtureCases() []fixtureCase {
 		{provider: "webex", file: "webex/inbound_text.json", want: Result{
 			EventID: "ABGGFEdwCQNvAgo6AnMJ1sBcJpXD", OrderKey: "447700900123", Kind: KindMessage,
 			Fields: map[string]string{"appId": "WA21046398"},
+		}},
+		{provider: "webex", file: "webex/mo_text.json", want: Result{
+			EventID: "5f1b2c3d-8e9f-4a0b-9c1d-2e3f4a5b6c7d", OrderKey: "919876543210", Kind: KindMessage,
+			Fields: map[string]string{"appId": "a_163884592177364000"},
+		}},
+		{provider: "webex", file: "webex/postback.json", want: Result{
+			EventID: "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d", OrderKey: "919876543210", Kind: KindMessage,
+			Fields: map[string]string{"appId": "a_163884592177364000"},
 		}},
 		{provider: "webex", file: "webex/delivery_receipt.json", want: Result{
 			EventID: "7f3af32c-8d6a-4173-b1c8-4805135ada71:Delivered", OrderKey: "447700900123", Kind: KindStatus,

@@ -221,10 +221,46 @@ type gupshupPayload struct {
 // gupshupPayload.
 func extractGupshup(r *Request, _ Options) Result {
 	var p gupshupPayload
-	if !scanGupshup(r.Body, &p) {
+	if scanGupshup(r.Body, &p) {
+		if res := p.classify(); res.Kind != KindUnknown {
+			return res
+		}
+	}
+	return extractKoreGupshup(r)
+}
+
+// koreGupshupPayload is an inbound WhatsApp message in the shape of Gupshup's enterprise
+// callback, as Kore.ai's WhatsApp channel receives it from Gupshup: flat fields, in a JSON body
+// or as form / query parameters.
+type koreGupshupPayload struct {
+	WANumber  text `json:"waNumber"`
+	Mobile    text `json:"mobile"`
+	MessageID text `json:"messageId"`
+	Type      text `json:"type"`
+}
+
+// extractKoreGupshup reads the enterprise shape: route field waNumber (the business number),
+// order key mobile (the customer), event id messageId when the callback carries one (the
+// documented samples do not: then no de-duplication).
+func extractKoreGupshup(r *Request) Result {
+	var p koreGupshupPayload
+	if looksJSON(r.Body) {
+		if !decodeJSON(r.Body, &p) {
+			return Result{Kind: KindUnknown}
+		}
+	} else {
+		v := r.Query
+		if form, err := url.ParseQuery(string(r.Body)); err == nil && form.Get("waNumber") != "" {
+			v = form
+		}
+		p = koreGupshupPayload{WANumber: text(v.Get("waNumber")), Mobile: text(v.Get("mobile")),
+			MessageID: text(v.Get("messageId")), Type: text(v.Get("type"))}
+	}
+	if p.WANumber == "" || p.Mobile == "" {
 		return Result{Kind: KindUnknown}
 	}
-	return p.classify()
+	return Result{Kind: KindMessage, EventID: string(p.MessageID), OrderKey: string(p.Mobile),
+		Fields: fields("waNumber", string(p.WANumber))}
 }
 
 // classify classifies a decoded Gupshup callback.
@@ -380,6 +416,11 @@ func extractNetcore(r *Request, _ Options) Result {
 // messages in Meta's item shape beside appId, or a deliveryInfoNotification receipt.
 type webexPayload struct {
 	AppID text `json:"appId"`
+	// Event, TID and WAID are the flat MO/postback notification: event "MO" (an incoming
+	// message) or "postback" (a button or list reply), the transaction id tid, the sender waid.
+	Event text `json:"event"`
+	TID   text `json:"tid"`
+	WAID  text `json:"waid"`
 	metaValue
 	DeliveryInfoNotification *struct {
 		DeliveryInfo struct {
@@ -393,8 +434,9 @@ type webexPayload struct {
 // extractWebex reads a Webex Connect outbound webhook.
 //
 // Event id: messages[].id (or statuses[].id + ":" + status), all joined; for a delivery receipt,
-// deliveryInfoNotification.transid + ":" + deliveryStatus. Order key: the first message's from (or
-// status's recipient_id); a receipt's destination. Fields: appId.
+// deliveryInfoNotification.transid + ":" + deliveryStatus; for an MO or postback notification
+// (event "MO" / "postback"), tid. Order key: the first message's from (or status's
+// recipient_id); a receipt's destination; an MO's or postback's waid. Fields: appId.
 func extractWebex(r *Request, _ Options) Result {
 	var p webexPayload
 	if !decodeJSON(r.Body, &p) {
@@ -409,6 +451,10 @@ func extractWebex(r *Request, _ Options) Result {
 			OrderKey: string(n.DeliveryInfo.Destination),
 			Fields:   fields("appId", string(p.AppID)),
 		}
+	}
+	if ev := strings.ToLower(string(p.Event)); (ev == "mo" || ev == "postback") && (p.TID != "" || p.WAID != "") {
+		return Result{Kind: KindMessage, EventID: string(p.TID), OrderKey: string(p.WAID),
+			Fields: fields("appId", string(p.AppID))}
 	}
 	if len(p.Messages)+len(p.Statuses) == 0 {
 		if p.AppID == "" {

@@ -37,10 +37,12 @@ func decodeJSONReference(body []byte, v any) bool {
 // extractGupshupReference is extractGupshup as it was written on encoding/json.
 func extractGupshupReference(r *Request, _ Options) Result {
 	var p gupshupPayload
-	if !decodeJSONReference(r.Body, &p) {
-		return Result{Kind: KindUnknown}
+	if decodeJSONReference(r.Body, &p) {
+		if res := p.classify(); res.Kind != KindUnknown {
+			return res
+		}
 	}
-	return p.classify()
+	return extractKoreGupshup(r)
 }
 
 // metaSeeds returns every fixture under testdata plus hand-written bodies aimed at the corners of

@@ -1,6 +1,7 @@
 # One channel per provider profile, each with the auth its provider uses,
 # all forwarding to b0 (and Meta's routed number to b1). Tests replace
-# BACKEND0_URL and BACKEND1_URL, and SECRET- to build a forger's copy.
+# the two backend URLs (127.0.0.1:9801/b0, :9802/b1) and SECRET- to build a
+# forger's copy. It validates as is: edgerelay validate -config all_providers.hcl
 data_dir = "./data"
 log { level = "debug" }
 queue { retain = "1h" }
@@ -107,14 +108,14 @@ channel "generic" {
   forward_to = ["b0"]
 }
 backend "b0" {
-  url = "BACKEND0_URL"
+  url = "http://127.0.0.1:9801/b0"
   retry {
     initial = "20ms"
     max = "100ms"
   }
 }
 backend "b1" {
-  url = "BACKEND1_URL"
+  url = "http://127.0.0.1:9802/b1"
   retry {
     initial = "20ms"
     max = "100ms"
