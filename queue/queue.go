@@ -266,7 +266,11 @@ func Open(o Options) (*Queue, error) {
 			return nil, fmt.Errorf("queue: open: %w", err)
 		}
 		q.absDir = abs
+		if err := q.checkFiles(); err != nil {
+			return nil, err
+		}
 		bo = badger.DefaultOptions(o.Dir).
+			WithVerifyValueChecksum(true).
 			WithMemTableSize(memTableSize).
 			WithValueThreshold(valueThreshold).
 			WithValueLogFileSize(valueLogFileSize)

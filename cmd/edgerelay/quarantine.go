@@ -174,6 +174,9 @@ func cmdQuarantine(cmd *command, args []string, stdout, stderr io.Writer) int {
 			Released     int `json:"released"`
 			StillFailing int `json:"still_failing"`
 		}
+		// Each released callback is made durable before the next (their
+		// order is the senders' order): a full quarantine takes a while.
+		c.http.Timeout = 15 * time.Minute
 		if err := c.do("POST", "/api/v1/quarantine/release", q, &res); err != nil {
 			return fail(err)
 		}
