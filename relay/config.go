@@ -447,6 +447,7 @@ func (v *validator) build(fc *fileConfig) *Config {
 		}
 		upNames[ub.Name] = true
 		u := v.upstream(ub, listeners)
+		v.upstreamExposure(ub, u, listeners[u.Listener], cfg.Channels)
 		claim(u.Listener, u.Path, fmt.Sprintf("upstream %q", u.Name), ub.PathRange)
 		cfg.Upstreams = append(cfg.Upstreams, u)
 	}

@@ -236,6 +236,8 @@ type jwtAuthBody struct {
 	Leeway           *string   `hcl:"leeway,optional"`
 	LeewayRange      hcl.Range `hcl:"leeway,attr_range"`
 	RequireExp       *bool     `hcl:"require_exp,optional"`
+	MaxAge           *string   `hcl:"max_age,optional"`
+	MaxAgeRange      hcl.Range `hcl:"max_age,attr_range"`
 	PayloadHash      *bool     `hcl:"payload_hash,optional"`
 	URLHash          *bool     `hcl:"url_hash,optional"`
 	URLHashAttrRange hcl.Range `hcl:"url_hash,attr_range"`
