@@ -134,11 +134,13 @@ func (c *Console) Run(ctx context.Context) {
 func parsePages() map[string]*template.Template {
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "assets/layout.html"))
 	out := map[string]*template.Template{}
-	for _, p := range []string{"login", "overview", "deadletters", "event"} {
+	for _, p := range []string{"login", "overview", "deadletters", "event", "quarantine", "quarantined"} {
 		out[p] = template.Must(template.Must(base.Clone()).ParseFS(assets, "assets/"+p+".html"))
 	}
 	return out
 }
+
+func urlQuery(s string) string { return url.QueryEscape(s) }
 
 func randomToken() string {
 	b := make([]byte, 32)
@@ -200,6 +202,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.act(w, r, s)
 	case strings.HasPrefix(path, "/ui/deadletters/") && r.Method == http.MethodGet:
 		c.event(w, r, s, strings.TrimPrefix(path, "/ui/deadletters/"))
+	case path == "/ui/quarantine" && c.quarantineSource() != nil && r.Method == http.MethodGet:
+		c.quarantineList(w, r, s)
+	case path == "/ui/quarantine" && c.quarantineSource() != nil && r.Method == http.MethodPost:
+		c.quarantineAct(w, r, s)
+	case strings.HasPrefix(path, "/ui/quarantine/") && c.quarantineSource() != nil && r.Method == http.MethodGet:
+		c.quarantined(w, r, s, strings.TrimPrefix(path, "/ui/quarantine/"))
 	default:
 		http.NotFound(w, r)
 	}
