@@ -186,10 +186,14 @@ type TrustConfig struct {
 // BackendConfig is one internal destination of events.
 type BackendConfig struct {
 	Name string
-	URL  string
+	// Exactly one of URL, Kafka and NATS is set.
+	URL   string
+	Kafka *KafkaConfig
+	NATS  *NATSConfig
 	// Timeout of one delivery attempt (default 10s).
 	Timeout time.Duration
-	// Concurrency is the number of deliveries in flight (default 16).
+	// Concurrency is the number of deliveries in flight (default 16; 2048
+	// on a bus).
 	Concurrency int
 	Retry       RetryPolicy
 	Breaker     BreakerConfig

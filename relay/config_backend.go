@@ -40,12 +40,12 @@ func (v *validator) httpURL(s string, rng hcl.Range, what string) {
 }
 
 func (v *validator) backend(bb *backendBlock) *BackendConfig {
-	b := &BackendConfig{Name: bb.Name, URL: bb.URL}
+	b := &BackendConfig{Name: bb.Name}
 	v.owner = "backend " + bb.Name
 	defer func() { v.owner = "" }()
-	v.backendURL(bb.URL, bb.URLRange)
+	bus := v.destination(bb, b)
 	b.Timeout = v.duration(bb.Timeout, bb.TimeoutRange, "timeout", 10*time.Second)
-	b.Concurrency = v.positive(bb.Concurrency, bb.ConcurrencyRange, "concurrency", 16, false)
+	b.Concurrency = v.positive(bb.Concurrency, bb.ConcurrencyRange, "concurrency", map[bool]int{false: 16, true: defaultBusConcurrency}[bus], false)
 	b.Retry = RetryPolicy{Initial: time.Second, Max: 5 * time.Minute, MaxAge: 168 * time.Hour}
 	if r := bb.Retry; r != nil {
 		b.Retry.Initial = v.duration(r.Initial, r.InitialRange, "initial", time.Second)

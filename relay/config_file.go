@@ -265,8 +265,10 @@ type backendBlock struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	URL                string            `hcl:"url"`
+	URL                *string           `hcl:"url,optional"`
 	URLRange           hcl.Range         `hcl:"url,attr_range"`
+	Kafka              *kafkaBlock       `hcl:"kafka,block"`
+	NATS               *natsBlock        `hcl:"nats,block"`
 	Timeout            *string           `hcl:"timeout,optional"`
 	TimeoutRange       hcl.Range         `hcl:"timeout,attr_range"`
 	Concurrency        *int              `hcl:"concurrency,optional"`
