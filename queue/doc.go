@@ -40,5 +40,11 @@
 // written (they survive a process crash at once, and a power cut after the next group commit);
 // a lost Ack only means a repeated delivery, which at-least-once allows.
 //
+// Disk: Enqueue refuses (ErrDiskFull) before Badger's memory-mapped writes could reach the end of
+// the file system, a ballast file gives a restart on a full disk room to open and drain, and an
+// idle, drained queue is compacted back to its floor (space.go). Open reads every file first and
+// refuses damaged ones by name without changing them; Check and Salvage are the offline tools
+// (check.go, salvage.go).
+//
 // The queue never performs HTTP and knows nothing of configuration files.
 package queue

@@ -601,7 +601,7 @@ func TestMetricsExposed(t *testing.T) {
 		`edgerelay_delivery_duration_seconds_count{backend="b0"} 1`,
 		`edgerelay_queue_syncs_total`,
 		`edgerelay_queue_max_bytes `,
-		`edgerelay_queue_live_bytes 0`,
+		`edgerelay_queue_live_bytes `,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)

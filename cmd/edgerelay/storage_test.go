@@ -63,8 +63,11 @@ backend "crm" {
 // paddedBody is a Meta text message whose text makes the event record larger than Badger's
 // value threshold, so it is stored in the value log.
 func paddedBody(id string, sender int, pad int) []byte {
-	return crashBody(id+"-"+strings.Repeat("p", pad), sender)
+	return crashBody(paddedID(id, pad), sender)
 }
+
+// paddedID is the message id paddedBody puts in the body (what crashBackend records).
+func paddedID(id string, pad int) string { return id + "-" + strings.Repeat("p", pad) }
 
 // post sends n signed callbacks (8 at a time) and returns how many got each status.
 func post(t *testing.T, url, prefix string, n, pad int) map[int]int {
