@@ -217,9 +217,11 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 	}
 	ln = newLimitListener(ln, lc.Name, lc.MaxConnections, lc.MaxConnectionsPerIP, s.log, s.connMet)
 	l := &listener{cfg: lc, ln: ln}
-	var h http.Handler = closeAfterChunked(s.listenerHandler(lc.Name))
+	var h http.Handler = h2Guard(lc.Name, s.log, closeAfterChunked(s.listenerHandler(lc.Name)))
 	l.srv = &http.Server{
 		Handler:           h,
+		ConnContext:       guardConnContext,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: h2MaxConcurrentStreams},
 		ReadHeaderTimeout: lc.ReadTimeout,
 		ReadTimeout:       lc.ReadTimeout,
 		WriteTimeout:      lc.WriteTimeout,
