@@ -255,10 +255,11 @@ func (w *writer) get(k []byte) ([]byte, bool, error) {
 func (w *writer) valueSize(k []byte) (int64, bool) {
 	if w.staged != nil {
 		if st := w.staged[string(k)]; st != nil {
-			return int64(len(st.e.Value)), !st.del
+			return recordCost(len(k), len(st.e.Value), w.q.o.InMemory), !st.del
 		}
 		if v, ok := w.q.ovGet(k); ok {
-			return int64(len(v)), true
+			// What Enqueue added to the live bytes (Badger's ValueSize had it been written).
+			return recordCost(len(k), len(v), w.q.o.InMemory), true
 		}
 	}
 	if it, err := w.txn.Get(k); err == nil {

@@ -94,3 +94,18 @@ func TestReclaimAfterDrain(t *testing.T) {
 	enqueue(t, q, newEvent("", "a"))
 	ack(t, q, next(t, q, "a"))
 }
+
+// TestLiveBytesPassThrough: events delivered as they arrive leave the live bytes at exactly 0
+// (no drift between what Enqueue adds and what the deletion subtracts), before any reclaim.
+func TestLiveBytesPassThrough(t *testing.T) {
+	q := openDisk(t, Options{})
+	for i := range 300 {
+		ev := newEvent("", "a")
+		ev.Body = bytes.Repeat([]byte("y"), 100+i*97) // below and above the value threshold
+		enqueue(t, q, ev)
+		ack(t, q, next(t, q, "a"))
+	}
+	if lb := q.LiveBytes(); lb != 0 {
+		t.Fatalf("live bytes %d after every event was delivered", lb)
+	}
+}
