@@ -100,11 +100,20 @@ func (q *Queue) DeadLetters(backend string, limit int) ([]DeadLetter, error) {
 func (q *Queue) Get(eventID string) (*Event, []DeadLetter, error) {
 	var ev *Event
 	var dls []DeadLetter
-	err := q.view(func(txn *badger.Txn) error {
+	// The overlay first, then Badger: an entry moved in between is in Badger.
+	if v, ok := q.ovGet(eventKey(eventID)); ok {
 		var err error
-		ev, err = readEvent(txn, eventID)
-		if err != nil {
-			return err
+		if ev, err = decodeEvent(eventID, v); err != nil {
+			return nil, nil, wrapErr("get event "+eventID, err)
+		}
+	}
+	err := q.view(func(txn *badger.Txn) error {
+		if ev == nil {
+			var err error
+			ev, err = readEvent(txn, eventID)
+			if err != nil {
+				return err
+			}
 		}
 		for _, b := range ev.Backends {
 			r, err := readRecord(txn, deliveryKey(prefixDead, b, eventID))
@@ -175,7 +184,14 @@ type deadRef struct {
 func eventDeadLetters(w *writer, eventID, backend string) ([]deadRef, error) {
 	backends := []string{backend}
 	if backend == "" {
-		ev, err := readEvent(w.txn, eventID)
+		v, ok, err := w.get(eventKey(eventID))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, ErrNotFound
+		}
+		ev, err := decodeEvent(eventID, v)
 		if err != nil {
 			return nil, err
 		}

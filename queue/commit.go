@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -27,23 +28,75 @@ type op struct {
 // writer is the committer's transaction for one batch; it starts a new transaction when the
 // current one reaches its budget. With a journal, rec collects the transaction's mutations (after
 // room for the record header), written to the journal just before the transaction is committed.
+//
+// With the overlay (q.ov, see overlay.go), staged holds the batch's changes to it, and own the
+// delivery keys the batch has set (true) or deleted (false), which exists answers from first:
+// gen is the overlay's move generation when the transaction began; after a move, Badger is read
+// outside the transaction, whose snapshot predates the moved entries.
 type writer struct {
 	q       *Queue
 	txn     *badger.Txn
 	entries int
 	bytes   int
 	rec     []byte
+	staged  map[string]*stagedOp
+	own     map[string]bool
+	gen     uint64
 }
 
 func newWriter(q *Queue) *writer {
-	w := &writer{q: q, txn: q.db.NewTransaction(true)}
+	w := &writer{q: q}
 	if q.jr != nil {
 		w.rec = make([]byte, recordHeaderSize, 4096)
 	}
+	if q.ov != nil && q.jr != nil {
+		w.staged = map[string]*stagedOp{}
+		w.own = map[string]bool{}
+		w.gen = q.ov.gen.Load()
+	}
+	w.txn = q.db.NewTransaction(true)
 	return w
 }
 
+// setNew sets a key that did not exist before (a new event's records): with the overlay it goes
+// to the journal and the overlay only.
+func (w *writer) setNew(e *badger.Entry) error {
+	if w.staged == nil {
+		return w.set(e)
+	}
+	k := string(e.Key)
+	w.staged[k] = &stagedOp{e: e, isNew: true}
+	if isDeliveryKey(e.Key) {
+		w.own[k] = true
+	}
+	w.rec = appendSet(w.rec, e)
+	return nil
+}
+
+// staging reports whether key k is in the overlay (or staged for it); with the overlay only.
+func (w *writer) staging(k []byte) (*stagedOp, bool) {
+	if st := w.staged[string(k)]; st != nil {
+		return st, true
+	}
+	in, _ := w.q.ovHas(k)
+	return nil, in
+}
+
 func (w *writer) set(e *badger.Entry) error {
+	if w.staged != nil {
+		if isDeliveryKey(e.Key) {
+			w.own[string(e.Key)] = true
+		}
+		if st, in := w.staging(e.Key); in {
+			if st == nil {
+				w.staged[string(e.Key)] = &stagedOp{e: e}
+			} else {
+				st.e, st.del = e, false
+			}
+			w.rec = appendSet(w.rec, e)
+			return nil
+		}
+	}
 	w.entries++
 	if len(e.Value) < valueThreshold {
 		w.bytes += len(e.Key) + len(e.Value)
@@ -63,6 +116,26 @@ func (w *writer) set(e *badger.Entry) error {
 }
 
 func (w *writer) delete(k []byte) error {
+	if w.staged != nil {
+		if isDeliveryKey(k) {
+			w.own[string(k)] = false
+		}
+		if st, in := w.staging(k); in {
+			switch {
+			case st == nil:
+				w.staged[string(k)] = &stagedOp{e: &badger.Entry{Key: k}, del: true}
+			case st.isNew:
+				delete(w.staged, string(k)) // never reached the overlay
+				if bytes.HasPrefix(k, prefixEvent) {
+					w.q.ov.skipped.Add(1)
+				}
+			default:
+				st.e, st.del = &badger.Entry{Key: k}, true
+			}
+			w.rec = appendDelete(w.rec, k)
+			return nil
+		}
+	}
 	w.entries++
 	w.bytes += len(k)
 	err := w.txn.Delete(k)
@@ -78,7 +151,27 @@ func (w *writer) delete(k []byte) error {
 }
 
 func (w *writer) exists(k []byte) (bool, error) {
-	_, err := w.txn.Get(k)
+	var err error
+	if w.staged != nil {
+		if v, ok := w.own[string(k)]; ok {
+			return v, nil
+		}
+		in, gen := w.q.ovHas(k)
+		if in {
+			return true, nil
+		}
+		if gen != w.gen {
+			// Moved to Badger after this transaction's snapshot was taken.
+			err = w.q.db.View(func(txn *badger.Txn) error {
+				_, err := txn.Get(k)
+				return err
+			})
+		} else {
+			_, err = w.txn.Get(k)
+		}
+	} else {
+		_, err = w.txn.Get(k)
+	}
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -94,6 +187,9 @@ func (w *writer) full() bool {
 func (w *writer) flush() error {
 	if err := w.commit(); err != nil {
 		return err
+	}
+	if w.staged != nil {
+		w.gen = w.q.ov.gen.Load()
 	}
 	w.txn = w.q.db.NewTransaction(true)
 	w.entries, w.bytes = 0, 0
@@ -120,6 +216,10 @@ func (w *writer) commit() error {
 			return err
 		}
 		w.rec = w.rec[:recordHeaderSize]
+	}
+	if err := w.applyStaged(); err != nil {
+		w.txn.Discard()
+		return err
 	}
 	return w.txn.Commit()
 }
@@ -325,8 +425,8 @@ func (q *Queue) completeEvent(w *writer, id string, now time.Time) error {
 
 func (q *Queue) deleteEvent(w *writer, id string) error {
 	k := eventKey(id)
-	if it, err := w.txn.Get(k); err == nil {
-		q.live.Add(-it.ValueSize())
+	if n, ok := w.valueSize(k); ok {
+		q.live.Add(-n)
 		q.deletes.Add(1)
 	}
 	return w.delete(k)

@@ -67,7 +67,7 @@ func TestGroupCommit(t *testing.T) {
 // are delivered, and stops with Close.
 func TestValueLogGC(t *testing.T) {
 	dir := t.TempDir()
-	q := openDisk(t, Options{Dir: dir, GCInterval: 20 * time.Millisecond, tweak: func(o *badger.Options) {
+	q := openDisk(t, Options{Dir: dir, GCInterval: 20 * time.Millisecond, noOverlay: true, tweak: func(o *badger.Options) {
 		// Small files so a few MB of events span several value-log files and memtable flushes.
 		o.ValueLogFileSize = 1 << 20
 		o.MemTableSize = 1 << 20

@@ -389,6 +389,11 @@ func cutBytes(p []byte) (b, rest []byte, ok bool) {
 func (q *Queue) checkpoint(e uint64) error {
 	q.jr.cpMu.Lock()
 	defer q.jr.cpMu.Unlock()
+	// What the overlay still holds is not yet in Badger: the epoch's records are durable there
+	// only once it is.
+	if err := q.ovFlush(); err != nil {
+		return err
+	}
 	if err := q.syncBadger(); err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func residentVlogKB(t *testing.T, dir string) map[uint64]int {
 // its pages, and every body is still read back intact from disk.
 func TestPageOutSealedLogs(t *testing.T) {
 	dir := t.TempDir()
-	q := openDisk(t, Options{Dir: dir, tweak: func(o *badger.Options) {
+	q := openDisk(t, Options{Dir: dir, noOverlay: true, tweak: func(o *badger.Options) {
 		o.ValueLogFileSize = 1 << 20
 	}})
 	ctx := context.Background()

@@ -127,6 +127,8 @@ type Options struct {
 	tweak func(*badger.Options)
 	// segmentSize is the journal's segment size (default defaultSegmentSize); tests make it small.
 	segmentSize int64
+	// noOverlay (tests of Badger's value log) writes every event to Badger at once.
+	noOverlay bool
 }
 
 // Event is one callback stored by the queue.
@@ -220,6 +222,8 @@ type Queue struct {
 
 	// jr is the journal (nil InMemory): see journal.go.
 	jr *journal
+	// ov holds new events' records until a checkpoint (nil InMemory): see overlay.go.
+	ov *overlay
 	// skipCloseCheckpoint (tests) makes Close leave the journal as a crash would.
 	skipCloseCheckpoint bool
 
@@ -266,7 +270,11 @@ func Open(o Options) (*Queue, error) {
 			return nil, fmt.Errorf("queue: open: %w", err)
 		}
 		q.absDir = abs
+		if err := q.checkFiles(); err != nil {
+			return nil, err
+		}
 		bo = badger.DefaultOptions(o.Dir).
+			WithVerifyValueChecksum(true).
 			WithMemTableSize(memTableSize).
 			WithValueThreshold(valueThreshold).
 			WithValueLogFileSize(valueLogFileSize)
@@ -293,6 +301,9 @@ func Open(o Options) (*Queue, error) {
 		if err := q.openJournal(); err != nil {
 			db.Close()
 			return nil, err
+		}
+		if !o.noOverlay {
+			q.ov = newOverlay()
 		}
 	}
 	if err := q.loadMeta(); err != nil {
@@ -578,14 +589,20 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 			}
 		}
 		id := q.nextID(now)
-		if err := w.set(badger.NewEntry(eventKey(id), val)); err != nil {
+		// While its backends keep up, the event is likely delivered before the next checkpoint:
+		// its records go to the overlay (the journal makes them durable) instead of Badger.
+		set := w.set
+		if w.staged != nil && q.keepingUp(backends) {
+			set = w.setNew
+		}
+		if err := set(badger.NewEntry(eventKey(id), val)); err != nil {
 			return err
 		}
 		rec := &record{Due: now, ReceivedAt: ev.ReceivedAt, OrderKey: ev.OrderKey, Channel: ev.Channel,
 			Provider: ev.Provider, Backends: backends}
 		enc := rec.encode()
 		for _, b := range backends {
-			if err := w.set(badger.NewEntry(deliveryKey(prefixPending, b, id), enc)); err != nil {
+			if err := set(badger.NewEntry(deliveryKey(prefixPending, b, id), enc)); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -87,6 +88,9 @@ type sched struct {
 	pending int // every pending delivery of the backend (window + disk), leased included
 	leased  int
 	dead    int
+
+	// winLen is len(items), read without mu by the committer (Queue.keepingUp).
+	winLen atomic.Int32
 }
 
 func newSched(q *Queue, name string) *sched {
@@ -105,6 +109,7 @@ func (s *sched) broadcast() {
 func (s *sched) add(id string, rec *record) *item {
 	it := &item{id: id, rec: rec, due: rec.Due, readyIdx: -1}
 	s.items[id] = it
+	s.winLen.Store(int32(len(s.items)))
 	heap.Push(&s.byID, it)
 	if rec.OrderKey == "" {
 		heap.Push(&s.ready, it)
@@ -130,6 +135,7 @@ func (s *sched) add(id string, rec *record) *item {
 // remove takes a delivery out of the window. Callers hold mu.
 func (s *sched) remove(it *item) {
 	delete(s.items, it.id)
+	s.winLen.Store(int32(len(s.items)))
 	heap.Remove(&s.byID, it.idIdx)
 	if it.readyIdx >= 0 {
 		heap.Remove(&s.ready, it.readyIdx)
@@ -330,31 +336,59 @@ func (s *sched) refill() error {
 	prefix := backendPrefix(prefixPending, s.name)
 	notified := *s.q.notified.Load()
 	loaded := 0
+	seek := append(append([]byte{}, prefix...), s.bound...)
+	// Deliveries still in the overlay are merged in id order with Badger's. The overlay is read
+	// before Badger's snapshot is taken, so one moved in between is seen twice (and added once),
+	// never missed.
+	ov := s.q.ovScan(prefix, seek)
+	// take adds one delivery; false when the window is full (bound is then id).
+	take := func(id string, value func() ([]byte, error)) (bool, error) {
+		if _, ok := s.items[id]; ok {
+			return true, nil
+		}
+		if len(s.items) >= s.q.window || loaded >= refillChunk {
+			s.bound = id
+			return false, nil
+		}
+		v, err := value()
+		if err != nil {
+			return false, err
+		}
+		rec, err := decodeRecord(v)
+		if err != nil {
+			return false, err
+		}
+		it := s.add(id, rec)
+		_, replaying := s.replaying[id]
+		it.early = id > notified || replaying
+		loaded++
+		return true, nil
+	}
+	takeOverlay := func(before []byte) (bool, error) {
+		for len(ov) > 0 && (before == nil || bytes.Compare(ov[0].Key, before) < 0) {
+			e := ov[0]
+			ov = ov[1:]
+			if ok, err := take(string(e.Key[len(prefix):]), func() ([]byte, error) { return e.Value, nil }); !ok || err != nil {
+				return ok, err
+			}
+		}
+		return true, nil
+	}
 	err := s.q.view(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
-		for it.Seek(append(append([]byte{}, prefix...), s.bound...)); it.Valid(); it.Next() {
-			id := string(it.Item().Key()[len(prefix):])
-			if _, ok := s.items[id]; ok {
-				continue
-			}
-			if len(s.items) >= s.q.window || loaded >= refillChunk {
-				s.bound = id
-				return nil
-			}
-			var rec *record
-			err := it.Item().Value(func(v []byte) error {
-				var err error
-				rec, err = decodeRecord(v)
-				return err
-			})
-			if err != nil {
+		for it.Seek(seek); it.Valid(); it.Next() {
+			if ok, err := takeOverlay(it.Item().Key()); !ok || err != nil {
 				return err
 			}
-			it := s.add(id, rec)
-			_, replaying := s.replaying[id]
-			it.early = id > notified || replaying
-			loaded++
+			item := it.Item()
+			ok, err := take(string(item.Key()[len(prefix):]), func() ([]byte, error) { return item.ValueCopy(nil) })
+			if !ok || err != nil {
+				return err
+			}
+		}
+		if ok, err := takeOverlay(nil); !ok || err != nil {
+			return err
 		}
 		s.complete, s.bound = true, ""
 		return nil
@@ -459,6 +493,11 @@ func (q *Queue) loadLease(s *sched, it *item, now time.Time) (*Lease, error) {
 	ev := it.ev
 	var err error
 	if ev == nil {
+		if v, ok := q.ovGet(eventKey(it.id)); ok {
+			ev, err = decodeEvent(it.id, v)
+		}
+	}
+	if ev == nil && err == nil {
 		err = q.view(func(txn *badger.Txn) error {
 			bi, err := txn.Get(eventKey(it.id))
 			if err != nil {

@@ -41,6 +41,7 @@ var commands = []*command{
 	dlqCommand,
 	quarantineCommand,
 	certsCommand,
+	queueCommand,
 	receiveCommand,
 	versionCommand,
 }
