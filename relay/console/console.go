@@ -134,7 +134,7 @@ func (c *Console) Run(ctx context.Context) {
 func parsePages() map[string]*template.Template {
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "assets/layout.html"))
 	out := map[string]*template.Template{}
-	for _, p := range []string{"login", "overview", "deadletters", "event"} {
+	for _, p := range []string{"login", "overview", "deadletters", "event", "quarantine", "quarantined"} {
 		out[p] = template.Must(template.Must(base.Clone()).ParseFS(assets, "assets/"+p+".html"))
 	}
 	return out
@@ -200,6 +200,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.act(w, r, s)
 	case strings.HasPrefix(path, "/ui/deadletters/") && r.Method == http.MethodGet:
 		c.event(w, r, s, strings.TrimPrefix(path, "/ui/deadletters/"))
+	case path == "/ui/quarantine" && r.Method == http.MethodGet:
+		c.quarantinePage(w, r, s)
+	case path == "/ui/quarantine" && r.Method == http.MethodPost:
+		c.quarantineAct(w, r, s)
+	case strings.HasPrefix(path, "/ui/quarantine/") && r.Method == http.MethodGet:
+		c.quarantinedPage(w, r, s, strings.TrimPrefix(path, "/ui/quarantine/"))
 	default:
 		http.NotFound(w, r)
 	}
