@@ -44,6 +44,11 @@ type JWTConfig struct {
 	Leeway time.Duration
 	// RequireExp rejects tokens without exp.
 	RequireExp bool
+	// MaxAge, when more than 0, requires the iat claim and rejects a token
+	// issued more than MaxAge (plus Leeway) ago, with ReasonClockSkew, and
+	// one without iat, with ReasonBadClaims. It bounds the replay of a
+	// captured token that has no exp (Vonage sends none). 0 turns it off.
+	MaxAge time.Duration
 	// PayloadHash requires the claim payload_hash to equal the hex SHA-256
 	// of the raw body (Vonage, MessageBird). A token without the claim is
 	// accepted only for an empty body.
@@ -66,6 +71,9 @@ type JWT struct {
 	opts        []jwt.ParserOption // parser's options, for a parser at a request's own time
 	payloadHash bool
 	urlHash     bool
+	maxAge      time.Duration
+	leeway      time.Duration
+	now         func() time.Time
 }
 
 var _ Verifier = (*JWT)(nil)
@@ -139,6 +147,8 @@ func NewJWT(c JWTConfig) (*JWT, error) {
 		algs:        map[string]bool{},
 		payloadHash: c.PayloadHash,
 		urlHash:     c.URLHash,
+		maxAge:      c.MaxAge,
+		leeway:      c.Leeway,
 	}
 	if v.header == "" {
 		v.header = "Authorization"
@@ -204,10 +214,14 @@ func NewJWT(c JWTConfig) (*JWT, error) {
 	if c.Leeway < 0 {
 		return nil, fmt.Errorf("jwt: leeway %s is negative", c.Leeway)
 	}
+	if c.MaxAge < 0 {
+		return nil, fmt.Errorf("jwt: max_age %s is negative", c.MaxAge)
+	}
 	now := c.Now
 	if now == nil {
 		now = time.Now
 	}
+	v.now = now
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
 		jwt.WithLeeway(c.Leeway),
@@ -259,6 +273,15 @@ func (v *JWT) Verify(r *Request) error {
 	parsed, err := parser.ParseWithClaims(token, claims, v.keyFunc)
 	if err != nil {
 		return v.failure(parsed, err)
+	}
+	if v.maxAge > 0 {
+		iat, err := claims.GetIssuedAt()
+		if err != nil || iat == nil {
+			return fail(ReasonBadClaims, "jwt: claim iat is missing or not a number, and max_age needs it")
+		}
+		if age := v.now().Sub(iat.Time); age > v.maxAge+v.leeway {
+			return fail(ReasonClockSkew, "jwt: issued %s ago, more than max_age %s", age.Round(time.Second), v.maxAge)
+		}
 	}
 	if v.payloadHash {
 		got, present := claims["payload_hash"]

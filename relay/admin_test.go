@@ -93,7 +93,7 @@ func deadLetterIDs(t *testing.T, admin, token string) []string {
 
 // rejectingRelay runs a relay with the given admin block whose backend
 // answers 400, and sends n callbacks that all become dead letters.
-func rejectingRelay(t *testing.T, adminBlock string, n int) (*testRelay, *recorder, *atomic.Bool, []string) {
+func rejectingRelay(t *testing.T, adminBlock string, n int, edit ...func(string) string) (*testRelay, *recorder, *atomic.Bool, []string) {
 	t.Helper()
 	be := newRecorder(t)
 	reject := &atomic.Bool{}
@@ -104,7 +104,11 @@ func rejectingRelay(t *testing.T, adminBlock string, n int) (*testRelay, *record
 		}
 		return 0
 	}
-	r := startRelay(t, withAdmin(metaConfig(be.srv.URL), adminBlock))
+	cfg := withAdmin(metaConfig(be.srv.URL), adminBlock)
+	for _, e := range edit {
+		cfg = e(cfg)
+	}
+	r := startRelay(t, cfg)
 	for i := range n {
 		body := metaBody(fmt.Sprintf("wamid.dead-%d", i), fmt.Sprintf("49151000001%02d", i))
 		post(t, r.base+"/hooks/meta", body, sign(testSecret, body))

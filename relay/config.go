@@ -186,10 +186,14 @@ type TrustConfig struct {
 // BackendConfig is one internal destination of events.
 type BackendConfig struct {
 	Name string
-	URL  string
+	// Exactly one of URL, Kafka and NATS is set.
+	URL   string
+	Kafka *KafkaConfig
+	NATS  *NATSConfig
 	// Timeout of one delivery attempt (default 10s).
 	Timeout time.Duration
-	// Concurrency is the number of deliveries in flight (default 16).
+	// Concurrency is the number of deliveries in flight (default 16; 2048
+	// on a bus).
 	Concurrency int
 	Retry       RetryPolicy
 	Breaker     BreakerConfig
@@ -447,6 +451,7 @@ func (v *validator) build(fc *fileConfig) *Config {
 		}
 		upNames[ub.Name] = true
 		u := v.upstream(ub, listeners)
+		v.upstreamExposure(ub, u, listeners[u.Listener], cfg.Channels)
 		claim(u.Listener, u.Path, fmt.Sprintf("upstream %q", u.Name), ub.PathRange)
 		cfg.Upstreams = append(cfg.Upstreams, u)
 	}

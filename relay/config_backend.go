@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -38,12 +40,12 @@ func (v *validator) httpURL(s string, rng hcl.Range, what string) {
 }
 
 func (v *validator) backend(bb *backendBlock) *BackendConfig {
-	b := &BackendConfig{Name: bb.Name, URL: bb.URL}
+	b := &BackendConfig{Name: bb.Name}
 	v.owner = "backend " + bb.Name
 	defer func() { v.owner = "" }()
-	v.backendURL(bb.URL, bb.URLRange)
+	bus := v.destination(bb, b)
 	b.Timeout = v.duration(bb.Timeout, bb.TimeoutRange, "timeout", 10*time.Second)
-	b.Concurrency = v.positive(bb.Concurrency, bb.ConcurrencyRange, "concurrency", 16, false)
+	b.Concurrency = v.positive(bb.Concurrency, bb.ConcurrencyRange, "concurrency", map[bool]int{false: 16, true: defaultBusConcurrency}[bus], false)
 	b.Retry = RetryPolicy{Initial: time.Second, Max: 5 * time.Minute, MaxAge: 168 * time.Hour}
 	if r := bb.Retry; r != nil {
 		b.Retry.Initial = v.duration(r.Initial, r.InitialRange, "initial", time.Second)
@@ -358,12 +360,55 @@ func (v *validator) upstream(ub *upstreamBlock, listeners map[string]*ListenerCo
 	u.Rate = v.rate(ub.Rate, ub.RateRange)
 	for _, ab := range ub.CallerAuth {
 		switch ab.Type {
-		case "hmac", "twilio", "standard_webhooks", "none":
-			v.errorf(ab.TypeRange, "unsupported caller_auth", "caller_auth %q: outbound bodies are streamed, not buffered, so use header, basic, jwt or ip_allow (or leave caller_auth out)", ab.Type)
+		case "hmac", "twilio", "standard_webhooks":
+			v.errorf(ab.TypeRange, "unsupported caller_auth", "caller_auth %q: outbound bodies are streamed, not buffered, so use header, basic, jwt or ip_allow (or caller_auth \"none\" {})", ab.Type)
 		}
 	}
 	if len(ub.CallerAuth) > 0 {
 		u.CallerAuth = v.authBlocks(ub.CallerAuth, nil, "", hcl.Range{}, listeners[ub.Listener], fmt.Sprintf("upstream %q caller_auth", ub.Name))
 	}
 	return u
+}
+
+// upstreamExposure refuses an upstream that injects credentials without
+// caller_auth on a listener others can reach: one that hosts channels (so
+// it faces the BSPs), serves TLS or listens on a non-loopback address.
+// Anyone reaching it would call the BSP with the relay's credentials. The
+// operator who means it writes caller_auth "none" {}, as a channel without
+// authentication must write auth "none" {}.
+func (v *validator) upstreamExposure(ub *upstreamBlock, u *UpstreamConfig, l *ListenerConfig, channels []*ChannelConfig) {
+	if len(u.Inject) == 0 || len(ub.CallerAuth) > 0 || l == nil {
+		return
+	}
+	var why []string
+	for _, ch := range channels {
+		if ch.Listener == l.Name {
+			why = append(why, "it hosts channel "+strconv.Quote(ch.Name))
+			break
+		}
+	}
+	if l.TLS != nil {
+		why = append(why, "it serves TLS")
+	}
+	if !loopbackAddress(l.Address) {
+		why = append(why, "its address "+l.Address+" is not loopback")
+	}
+	if len(why) == 0 {
+		return
+	}
+	v.errorf(ub.DefRange, "credentials injected for anyone", "upstream %q injects credentials into every call reaching listener %q, and %s: add caller_auth (header, basic, jwt or ip_allow), or write caller_auth \"none\" {} to allow unauthenticated callers on purpose", u.Name, l.Name, strings.Join(why, ", "))
+}
+
+// loopbackAddress reports whether a listen address only accepts
+// connections from the machine itself.
+func loopbackAddress(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -226,6 +226,7 @@ func (v *validator) authBlocks(blocks []authBlock, p *profile.Profile, publicURL
 				c := auth.JWTConfig{Header: "Authorization", Scheme: "Bearer"}
 				if p != nil && p.JWT != nil {
 					c.Header, c.Scheme, c.Algorithms, c.PayloadHash, c.URLHash = p.JWT.Header, p.JWT.Scheme, p.JWT.Algorithms, p.JWT.PayloadHash, p.JWT.URLHash
+					c.MaxAge = p.JWT.MaxAge
 				}
 				c.Header = str(b.Header, c.Header)
 				c.Scheme = str(b.Scheme, c.Scheme)
@@ -265,6 +266,7 @@ func (v *validator) authBlocks(blocks []authBlock, p *profile.Profile, publicURL
 				c.Audience = str(b.Audience, "")
 				c.Leeway = v.duration(b.Leeway, b.LeewayRange, "leeway", 30*time.Second)
 				c.RequireExp = boolv(b.RequireExp, false)
+				c.MaxAge = v.duration(b.MaxAge, b.MaxAgeRange, "max_age", c.MaxAge)
 				c.PayloadHash = boolv(b.PayloadHash, c.PayloadHash)
 				c.URLHash = boolv(b.URLHash, c.URLHash)
 				if c.URLHash && publicURL == "" {

@@ -236,6 +236,8 @@ type jwtAuthBody struct {
 	Leeway           *string   `hcl:"leeway,optional"`
 	LeewayRange      hcl.Range `hcl:"leeway,attr_range"`
 	RequireExp       *bool     `hcl:"require_exp,optional"`
+	MaxAge           *string   `hcl:"max_age,optional"`
+	MaxAgeRange      hcl.Range `hcl:"max_age,attr_range"`
 	PayloadHash      *bool     `hcl:"payload_hash,optional"`
 	URLHash          *bool     `hcl:"url_hash,optional"`
 	URLHashAttrRange hcl.Range `hcl:"url_hash,attr_range"`
@@ -263,8 +265,10 @@ type backendBlock struct {
 	NameRange hcl.Range `hcl:"name,label_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
 
-	URL                string            `hcl:"url"`
+	URL                *string           `hcl:"url,optional"`
 	URLRange           hcl.Range         `hcl:"url,attr_range"`
+	Kafka              *kafkaBlock       `hcl:"kafka,block"`
+	NATS               *natsBlock        `hcl:"nats,block"`
 	Timeout            *string           `hcl:"timeout,optional"`
 	TimeoutRange       hcl.Range         `hcl:"timeout,attr_range"`
 	Concurrency        *int              `hcl:"concurrency,optional"`

@@ -131,6 +131,7 @@ func (v *validator) listenerTLS(lb *listenerBlock, t *tlsBlock, dataDir string) 
 			} else {
 				v.certNote(c.Leaf, c.Certificate, sc.CertFile, t.CertFileRange)
 			}
+			v.keyFileNote(sc.KeyFile, t.KeyFileRange)
 		}
 	}
 	if boolv(t.SelfSigned, false) {
@@ -250,6 +251,8 @@ func (v *validator) trust(files []string, rng hcl.Range, password *string, syste
 			P12File:  resolvePath(v.dir, str(cc.P12File, "")),
 			Password: str(cc.Password, ""),
 		}
+		v.keyFileNote(c.KeyFile, cc.DefRange)
+		v.keyFileNote(c.P12File, cc.DefRange)
 		if cert, err := relaytls.LoadClientCert(*c); err != nil {
 			v.errorf(cc.DefRange, "invalid client certificate", "%v", err)
 		} else {
@@ -263,4 +266,14 @@ func (v *validator) trust(files []string, rng hcl.Range, password *string, syste
 		tc.ClientCert = c
 	}
 	return tc
+}
+
+// keyFileNote warns (it does not refuse) about a private key file that
+// users other than its owner can read.
+func (v *validator) keyFileNote(file string, rng hcl.Range) {
+	if msg := relaytls.KeyFileExposure(file); msg != "" {
+		r := rng
+		v.diags = append(v.diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "private key readable by other users",
+			Detail: fmt.Sprintf("%s: %s", file, msg), Subject: &r})
+	}
 }

@@ -56,8 +56,10 @@ func TestConsoleInChromium(t *testing.T) {
 	if chrome == "" {
 		t.Skip("chromium not installed (apt-get install chromium; .ci/run installs it): the console's browser test cannot run here")
 	}
-	r, be, reject, ids := rejectingRelay(t, adminTokensBlock, 3)
-	// A forged callback, for the overview's auth failures.
+	r, be, reject, ids := rejectingRelay(t, adminTokensBlock, 3, func(cfg string) string {
+		return strings.Replace(cfg, `verify_token = "vt-123"`, "verify_token = \"vt-123\"\n  quarantine {}", 1)
+	})
+	// A forged callback, for the overview's auth failures and the quarantine.
 	forged := metaBody("wamid.forged", "4915100000999")
 	post(t, r.base+"/hooks/meta", forged, sign("not-the-secret", forged))
 	admin := "http://" + r.s.AdminAddr()
@@ -193,8 +195,29 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	shot("05-after-replay")
 	a := auditLines(t, r.logs.String())
-	if len(a) != 1 || a[0]["action"] != "replay" || a[0]["token"] != "ops" || fmt.Sprint(a[0]["ids"]) != "["+ids[0]+"]" {
+	if len(a) < 1 || a[0]["action"] != "replay" || a[0]["token"] != "ops" || fmt.Sprint(a[0]["ids"]) != "["+ids[0]+"]" {
 		t.Errorf("audit of the console's replay: %v", a)
+	}
+
+	// The quarantine keeps the forged callback; releasing re-verifies it
+	// (still failing: the secret did not change).
+	step("quarantine", chromedp.Navigate(admin+"/ui/quarantine"), chromedp.WaitVisible(chromedp.CSS("#quarantined")))
+	if q := text("#quarantined"); !strings.Contains(q, "bad_signature") || !strings.Contains(q, "/hooks/meta") {
+		t.Errorf("quarantine list:\n%s", q)
+	}
+	shot("06-quarantine-operator")
+	step("kept callback", chromedp.Click(chromedp.CSS("#quarantined tbody a")), chromedp.WaitVisible(chromedp.CSS("#body")))
+	if b := text("#body"); !strings.Contains(b, "wamid.forged") {
+		t.Errorf("kept body:\n%s", b)
+	}
+	if h := text("#headers"); strings.Contains(h, "sha256=") {
+		t.Errorf("the kept signature is shown:\n%s", h)
+	}
+	shot("07-quarantined-operator")
+	step("release", chromedp.Navigate(admin+"/ui/quarantine"), chromedp.WaitVisible(chromedp.CSS("button.release-channel")),
+		chromedp.Click(chromedp.CSS("button.release-channel")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if f := text(".flash"); !strings.Contains(f, "Released 0") || !strings.Contains(f, "1 still fail") {
+		t.Errorf("release: %q", f)
 	}
 
 	// A viewer: no controls, no content.
@@ -208,7 +231,7 @@ func TestConsoleInChromium(t *testing.T) {
 	step("log in as viewer", chromedp.Navigate(admin+"/ui/login"), chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SendKeys(chromedp.CSS("#token"), viewerToken), chromedp.Click(chromedp.CSS("#login")),
 		chromedp.WaitVisible(chromedp.CSS("#backends")))
-	shot("06-overview-viewer")
+	shot("08-overview-viewer")
 	step("viewer dead letters", chromedp.Navigate(admin+"/ui/deadletters"), chromedp.WaitVisible(chromedp.CSS("#deadletters")))
 	if n := eval(`document.querySelectorAll("button[name=action], input.pick, #select-all").length`); n != 0 {
 		t.Errorf("viewer sees %d replay/purge controls", n)
@@ -216,12 +239,17 @@ func TestConsoleInChromium(t *testing.T) {
 	if n := eval(`document.querySelectorAll("#deadletters tbody tr a").length`); n != 2 {
 		t.Errorf("viewer sees %d dead letters, want 2", n)
 	}
-	shot("07-deadletters-viewer")
+	shot("09-deadletters-viewer")
 	step("viewer inspects", chromedp.Navigate(admin+"/ui/deadletters/"+ids[1]), chromedp.WaitVisible(chromedp.CSS("#content-hidden")))
 	if n := eval(`document.querySelectorAll("button.replay-one, button.purge-one, #body, #headers").length`); n != 0 {
 		t.Errorf("viewer's inspector shows %d controls or content elements", n)
 	}
-	shot("08-event-viewer")
+	shot("10-event-viewer")
+	step("viewer quarantine", chromedp.Navigate(admin+"/ui/quarantine"), chromedp.WaitVisible(chromedp.CSS("#quarantined")))
+	if n := eval(`document.querySelectorAll("button").length - document.querySelectorAll("header button").length`); n != 0 {
+		t.Errorf("viewer's quarantine page shows %d buttons", n)
+	}
+	shot("11-quarantine-viewer")
 	ctx, cancel := context.WithTimeout(bctx, 10*time.Second)
 	csrf, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("input[name=csrf]").value`))
 	cancel()

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/relay/console"
+	"github.com/edgerelay/edgerelay/relay/quarantine"
 )
 
 // newConsole builds the console served under /ui/ and starts its counter
@@ -179,4 +182,49 @@ func (cs consoleSource) Overview() console.Overview {
 	}
 	o.QueueBytes = s.q.Size()
 	return o
+}
+
+func (cs consoleSource) QuarantineChannels() []console.QuarantineChannel {
+	var out []console.QuarantineChannel
+	for _, c := range cs.s.QuarantineChannels() {
+		out = append(out, console.QuarantineChannel{Channel: c.Channel, Callbacks: c.Callbacks, Bytes: c.Bytes, Dropped: c.Dropped})
+	}
+	return out
+}
+
+func (cs consoleSource) Quarantined(channel string, limit int) ([]quarantine.Summary, error) {
+	return cs.s.Quarantined(channel, limit)
+}
+
+func (cs consoleSource) QuarantinedCallback(id string, withContent bool) (quarantine.Summary, map[string][]string, []byte, error) {
+	q, err := cs.s.QuarantinedCallback(id, withContent)
+	return q.Summary, q.Header, q.Body, err
+}
+
+func (cs consoleSource) QuarantineAct(who console.Identity, client, action, channel, id string) (string, error) {
+	c := Caller{Token: who.Name, Role: RoleViewer, Client: client}
+	if who.Operator {
+		c.Role = RoleOperator
+	}
+	switch action {
+	case "release":
+		released, still, err := cs.s.ReleaseQuarantine(c, channel)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("Released %d callback(s) of %s; %d still fail authentication and stay.", released, channel, still), nil
+	case "purge":
+		n, err := cs.s.PurgeQuarantine(c, channel)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("Dropped %d kept callback(s) of %s.", n, channel), nil
+	default:
+		if err := cs.s.DeleteQuarantined(c, id); errors.Is(err, quarantine.ErrNotFound) {
+			return "That callback is gone already.", nil
+		} else if err != nil {
+			return "", err
+		}
+		return "Dropped callback " + id + ".", nil
+	}
 }

@@ -53,12 +53,16 @@ type backendRuntime struct {
 	inject  *inject.Set
 	limiter *rate.Limiter                         // nil without rate
 	proxy   func(*http.Request) (*url.URL, error) // nil: direct
+	bus     *busRuntime                           // nil for url backends
 }
 
 // newBackendRuntime builds the client, credentials and pacing of b. The
 // token caches and the rate limiter of old (the previous runtime, may be
 // nil) are kept when their settings did not change.
 func newBackendRuntime(b *BackendConfig, old *backendRuntime) (*backendRuntime, error) {
+	if b.Kafka != nil || b.NATS != nil {
+		return newBusBackendRuntime(b)
+	}
 	tc, err := clientTLS(b.Trust)
 	if err != nil {
 		return nil, err
@@ -168,7 +172,7 @@ func (s *Server) syncDeliverers(st *state) {
 		if d != nil && d.workers == b.Concurrency && d.bcfg == b.Breaker {
 			old := d.rt.Load()
 			d.rt.Store(rt)
-			old.closeIdle()
+			old.release()
 			continue
 		}
 		if d != nil {
@@ -205,6 +209,13 @@ func (s *Server) startDeliverer(name string, b *BackendConfig, rt *backendRuntim
 		},
 	})
 	s.metrics.breakerState.WithLabelValues(name).Set(0)
+	if rt.bus != nil {
+		for i := 0; i < busWorkers; i++ {
+			d.wg.Add(1)
+			go d.busWork()
+		}
+		return d
+	}
 	for i := 0; i < b.Concurrency; i++ {
 		d.wg.Add(1)
 		go d.work()
@@ -226,7 +237,7 @@ func (d *deliverer) stop() { d.cancel() }
 
 func (d *deliverer) wait(ctx context.Context) {
 	waitCtx(&d.wg, ctx)
-	d.rt.Load().closeIdle()
+	d.rt.Load().release()
 }
 
 // sleep waits for d, or until the deliverer stops; false when stopped.
@@ -300,10 +311,15 @@ const (
 )
 
 func (d *deliverer) attempt(rt *backendRuntime, l *queue.Lease, done func(error)) {
-	ev := l.Event
 	start := time.Now()
 	res, status, retryAfter, errText := d.send(rt, l)
-	elapsed := time.Since(start)
+	d.finish(rt, l, done, res, status, retryAfter, errText, time.Since(start))
+}
+
+// finish turns the outcome of one attempt, whatever the destination, into
+// an ack, a retry or a dead letter, and tells the breaker.
+func (d *deliverer) finish(rt *backendRuntime, l *queue.Lease, done func(error), res attemptResult, status int, retryAfter time.Duration, errText string, elapsed time.Duration) {
+	ev := l.Event
 	d.s.metrics.deliveryDuration.WithLabelValues(d.name).Observe(elapsed.Seconds())
 	log := attemptLog{d.s.log, []any{"backend", d.name, "event_id", ev.ID, "channel", ev.Channel, "attempt", l.Attempt,
 		"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000}}

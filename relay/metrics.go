@@ -14,6 +14,7 @@ type metrics struct {
 	authFailures     *prometheus.CounterVec
 	attempts         *prometheus.CounterVec
 	deliveryDuration *prometheus.HistogramVec
+	busBatch         *prometheus.HistogramVec
 	breakerState     *prometheus.GaugeVec
 	deadLetters      *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
@@ -37,6 +38,10 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "edgerelay_delivery_duration_seconds", Help: "Duration of delivery attempts by backend.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"backend"}),
+		busBatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "edgerelay_bus_batch_size", Help: "Deliveries per batch sent to a Kafka or NATS backend.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+		}, []string{"backend"}),
 		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "edgerelay_backend_breaker_state", Help: "Backend circuit breaker: 0 closed, 1 half-open, 2 open.",
 		}, []string{"backend"}),
@@ -53,7 +58,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "edgerelay_quarantine_released_total", Help: "Quarantined callbacks that passed verification on release and were enqueued, by channel.",
 		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.quarantineReleased, m.requests, m.authFailures, m.attempts, m.deliveryDuration, m.breakerState,
+	reg.MustRegister(m.quarantineReleased, m.requests, m.authFailures, m.attempts, m.deliveryDuration, m.busBatch, m.breakerState,
 		m.deadLetters, m.reloads, m.certEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&stateCollector{s: s})

@@ -54,7 +54,7 @@ start_backend() { # status
 
 echo "==> building bin/edgerelay"
 go build -buildvcs=auto -o bin/edgerelay ./cmd/edgerelay
-bin/edgerelay version | head -1
+bin/edgerelay version | sed -n 1p   # sed reads it all: no SIGPIPE under pipefail
 
 echo "==> validating $config"
 bin/edgerelay validate -config "$config"
@@ -111,7 +111,7 @@ kill "$backend_pid"; wait "$backend_pid" 2>/dev/null || true
 start_backend 400 2
 bin/edgerelay simulate -config "$config" -channel twilio >/dev/null
 for _ in $(seq 1 100); do
-  bin/edgerelay dlq list -admin "$admin" | grep -q twilio && break
+  bin/edgerelay dlq list -admin "$admin" | grep twilio >/dev/null && break
   sleep 0.1
 done
 echo "\$ edgerelay dlq list -admin $admin"

@@ -310,6 +310,7 @@ func NewServer(c ServerConfig) (*Server, error) {
 		if cert, err = loadKeyPair(c.CertFile, c.KeyFile); err != nil {
 			return nil, fmt.Errorf("listener %q: %w", c.Listener, err)
 		}
+		s.warnKeyFile()
 	case SourceSelfSigned:
 		names := c.Names
 		if len(names) == 0 {
@@ -638,6 +639,7 @@ func (s *Server) reload() error {
 			return err
 		}
 		cert = c
+		s.warnKeyFile()
 	}
 	clientCAs, err := s.loadClientCAs()
 	if err != nil {

@@ -140,6 +140,8 @@ func parsePages() map[string]*template.Template {
 	return out
 }
 
+func urlQuery(s string) string { return url.QueryEscape(s) }
+
 func randomToken() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -200,12 +202,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.act(w, r, s)
 	case strings.HasPrefix(path, "/ui/deadletters/") && r.Method == http.MethodGet:
 		c.event(w, r, s, strings.TrimPrefix(path, "/ui/deadletters/"))
-	case path == "/ui/quarantine" && r.Method == http.MethodGet:
-		c.quarantinePage(w, r, s)
-	case path == "/ui/quarantine" && r.Method == http.MethodPost:
+	case path == "/ui/quarantine" && c.quarantineSource() != nil && r.Method == http.MethodGet:
+		c.quarantineList(w, r, s)
+	case path == "/ui/quarantine" && c.quarantineSource() != nil && r.Method == http.MethodPost:
 		c.quarantineAct(w, r, s)
-	case strings.HasPrefix(path, "/ui/quarantine/") && r.Method == http.MethodGet:
-		c.quarantinedPage(w, r, s, strings.TrimPrefix(path, "/ui/quarantine/"))
+	case strings.HasPrefix(path, "/ui/quarantine/") && c.quarantineSource() != nil && r.Method == http.MethodGet:
+		c.quarantined(w, r, s, strings.TrimPrefix(path, "/ui/quarantine/"))
 	default:
 		http.NotFound(w, r)
 	}

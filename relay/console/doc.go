@@ -2,9 +2,7 @@
 // admin listener: a login page (an admin token becomes an HttpOnly,
 // SameSite=Strict session cookie), a self-refreshing overview (channels,
 // backends, upstreams, certificates and credentials, with small rate
-// charts), the dead letters with an event inspector, replay and purge, and
-// the quarantine (quarantine.go: kept callbacks per channel with their
-// reasons, inspect, release, delete, purge).
+// charts), the dead letters with an event inspector, replay and purge.
 //
 // Start with New and Console.ServeHTTP (console.go): the routes, sessions
 // and CSRF checks. pages.go renders each page from the Source the relay

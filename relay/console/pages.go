@@ -2,7 +2,6 @@ package console
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -59,10 +58,13 @@ type view struct {
 	Version    string
 	Now        time.Time
 	Data       any
+	// Quarantine shows the Quarantine page in the navigation.
+	Quarantine bool
 }
 
 func (c *Console) render(w http.ResponseWriter, status int, page string, v view) {
 	v.Version, v.Now = c.opts.Version, time.Now()
+	v.Quarantine = c.quarantineSource() != nil
 	var buf bytes.Buffer
 	name := "layout.html"
 	if d, ok := v.Data.(overviewData); ok && d.Fragment {
@@ -360,15 +362,7 @@ func (c *Console) event(w http.ResponseWriter, r *http.Request, s *session, id s
 			}
 		}
 		sort.Slice(d.Headers, func(i, j int) bool { return d.Headers[i].Name < d.Headers[j].Name })
-		var pretty bytes.Buffer
-		switch {
-		case json.Valid(ev.Body) && json.Indent(&pretty, ev.Body, "", "  ") == nil:
-			d.Body, d.BodyKind = pretty.String(), "json"
-		case utf8.Valid(ev.Body):
-			d.Body, d.BodyKind = string(ev.Body), "text"
-		default:
-			d.Body, d.BodyKind = hexDump(ev.Body), "binary"
-		}
+		d.Body, d.BodyKind = showBody(ev.Body)
 	}
 	c.render(w, http.StatusOK, "event", view{Title: "Event " + ev.ID, Nav: "deadletters", Who: s.who, CSRF: s.csrf, Flash: c.takeFlash(s), Data: d})
 }

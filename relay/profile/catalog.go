@@ -3,6 +3,7 @@ package profile
 import (
 	"embed"
 	"net/http"
+	"time"
 )
 
 // fixtures holds the providers' published sample payloads; the samples for simulate are read from
@@ -134,7 +135,7 @@ func catalog() []*Profile {
 		{
 			Name:        nameVonage,
 			DefaultAuth: AuthJWT,
-			JWT:         &JWTDefaults{Header: "Authorization", Scheme: "Bearer", Algorithms: []string{"HS256"}, PayloadHash: true},
+			JWT:         &JWTDefaults{Header: "Authorization", Scheme: "Bearer", Algorithms: []string{"HS256"}, PayloadHash: true, MaxAge: 5 * time.Minute},
 			Success:     ok,
 			RouteFields: []string{"to", "from", "channel"},
 			Ordered:     true,
@@ -147,7 +148,7 @@ func catalog() []*Profile {
 		{
 			Name:        nameMessageBird,
 			DefaultAuth: AuthJWT,
-			JWT:         &JWTDefaults{Header: "MessageBird-Signature-JWT", Algorithms: []string{"HS256"}, PayloadHash: true, URLHash: true},
+			JWT:         &JWTDefaults{Header: "MessageBird-Signature-JWT", Algorithms: []string{"HS256"}, PayloadHash: true, URLHash: true, MaxAge: 5 * time.Minute},
 			Success:     ok,
 			RouteFields: []string{"channelId", "platform"},
 			Ordered:     true,

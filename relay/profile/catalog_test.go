@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNamesAndLookup(t *testing.T) {
@@ -62,8 +63,8 @@ func TestProviderDefaults(t *testing.T) {
 		{name: "karix", auth: AuthHeader, headerName: "Authorization", ordered: true},
 		{name: "netcore", auth: AuthHeader, headerName: "Authorization", ordered: true},
 		{name: "webex", auth: AuthHMAC, hmac: &HMACDefaults{Header: "X-Hub-Signature", Algorithm: "sha256", Encoding: "hex", Prefix: "sha256=", PrefixOptional: true}, ordered: true},
-		{name: "vonage", auth: AuthJWT, jwt: &JWTDefaults{Header: "Authorization", Scheme: "Bearer", Algorithms: []string{"HS256"}, PayloadHash: true}, ordered: true},
-		{name: "messagebird", auth: AuthJWT, jwt: &JWTDefaults{Header: "MessageBird-Signature-JWT", Algorithms: []string{"HS256"}, PayloadHash: true, URLHash: true}, ordered: true},
+		{name: "vonage", auth: AuthJWT, jwt: &JWTDefaults{Header: "Authorization", Scheme: "Bearer", Algorithms: []string{"HS256"}, PayloadHash: true, MaxAge: 5 * time.Minute}, ordered: true},
+		{name: "messagebird", auth: AuthJWT, jwt: &JWTDefaults{Header: "MessageBird-Signature-JWT", Algorithms: []string{"HS256"}, PayloadHash: true, URLHash: true, MaxAge: 5 * time.Minute}, ordered: true},
 		{name: "sinch", auth: AuthBasic, ordered: true},
 		{name: "standard", auth: AuthStandardWebhooks},
 		{name: "generic", auth: ""},
@@ -97,7 +98,7 @@ func TestProviderDefaults(t *testing.T) {
 
 func jwtEqual(a, b JWTDefaults) bool {
 	return a.Header == b.Header && a.Scheme == b.Scheme && slices.Equal(a.Algorithms, b.Algorithms) &&
-		a.PayloadHash == b.PayloadHash && a.URLHash == b.URLHash
+		a.PayloadHash == b.PayloadHash && a.URLHash == b.URLHash && a.MaxAge == b.MaxAge
 }
 
 // TestSamples: every profile offers an inbound sample (and a status sample where the provider has

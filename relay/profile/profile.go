@@ -20,6 +20,7 @@ package profile
 import (
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // Kinds of event reported in [Result.Kind]. They are informational (for logs and metrics); the
@@ -111,6 +112,9 @@ type JWTDefaults struct {
 	Algorithms  []string // e.g. ["HS256"]
 	PayloadHash bool     // claim payload_hash = hex SHA-256 of the body
 	URLHash     bool     // claim url_hash = hex SHA-256 of the public URL (MessageBird)
+	// MaxAge bounds the age of the token's iat (the provider sets iat on
+	// every callback); 0 = no bound.
+	MaxAge time.Duration
 }
 
 // Sample is a callback body as the provider sends it, for `edgerelay simulate`.
