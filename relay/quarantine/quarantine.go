@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -327,12 +328,16 @@ func (m *Manager) find(id string) (*store, segment, uint64, error) {
 
 // Get returns the record id, headers and body included.
 func (m *Manager) Get(id string) (*Record, error) {
-	st, g, seq, err := m.find(id)
+	st, _, seq, err := m.find(id)
 	if err != nil {
 		return nil, err
 	}
 	st.opMu.Lock()
 	defer st.opMu.Unlock()
+	g, ok := st.segmentOf(seq) // again: a rewrite may have run meanwhile
+	if !ok {
+		return nil, ErrNotFound
+	}
 	cutoff := m.now().Add(-st.settings().Keep)
 	var found *Record
 	stop := errors.New("found")
@@ -363,7 +368,7 @@ func (m *Manager) Delete(id string) error {
 	}
 	st.opMu.Lock()
 	defer st.opMu.Unlock()
-	n, err := st.rewrite(g.first, func(s uint64, _ *Record) bool { return s == seq })
+	n, err := st.rewrite(g.first, func(s uint64, _ *Record) bool { return s == seq }, nil)
 	if err != nil {
 		return err
 	}
@@ -399,16 +404,26 @@ func (m *Manager) Release(ctx context.Context, channel string, verify func(*Reco
 	}
 	st.opMu.Lock()
 	defer st.opMu.Unlock()
-	var (
-		cur  uint64
-		done = map[uint64]bool{}
-	)
+	var cur uint64
+	done := map[uint64]bool{}
+	st.mu.Lock()
+	st.releasing, st.releaseDropped = done, map[uint64]bool{}
+	st.mu.Unlock()
+	defer func() {
+		st.mu.Lock()
+		st.releasing, st.releaseDropped = nil, nil
+		st.mu.Unlock()
+	}()
 	flush := func() error {
-		if len(done) == 0 {
+		st.mu.Lock()
+		n := len(done)
+		st.mu.Unlock()
+		if n == 0 {
 			return nil
 		}
-		_, err := st.rewrite(cur, func(seq uint64, _ *Record) bool { return done[seq] })
-		clear(done)
+		// done is only written under mu; rewrite holds mu while it reads and
+		// clears it.
+		_, err := st.rewrite(cur, func(seq uint64, _ *Record) bool { return done[seq] }, func() { clear(done) })
 		return err
 	}
 	err = st.each(func(g segment, rec *Record) error {
@@ -421,13 +436,32 @@ func (m *Manager) Release(ctx context.Context, channel string, verify func(*Reco
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// Claim the record before verifying it, unless the bound dropped its
+		// segment meanwhile (it is counted as dropped then, never twice).
+		seq, _ := ParseID(rec.ID)
+		st.mu.Lock()
+		present := slices.ContainsFunc(st.segs, func(x *segment) bool { return x.first == g.first })
+		if present {
+			done[seq] = true
+		}
+		st.mu.Unlock()
+		if !present {
+			return nil
+		}
 		ok, err := verify(rec)
+		st.mu.Lock()
+		if err != nil || !ok {
+			delete(done, seq)
+			if st.releaseDropped[seq] { // dropped for room while it was verified
+				st.dropped.Add(1)
+			}
+		}
+		delete(st.releaseDropped, seq)
+		st.mu.Unlock()
 		if err != nil {
 			return err
 		}
 		if ok {
-			seq, _ := ParseID(rec.ID)
-			done[seq] = true
 			released++
 		} else {
 			stillFailing++

@@ -388,3 +388,68 @@ func TestConfigure(t *testing.T) {
 		t.Fatal("files over the new bound")
 	}
 }
+
+// Appends from many goroutines while releases, deletes, lists and sweeps
+// run: nothing is lost or counted twice, and the files stay within the
+// bound.
+func TestConcurrentUse(t *testing.T) {
+	dir := t.TempDir()
+	const maxSize = 256 << 10
+	m := open(t, dir, nil, map[string]Settings{"c": {MaxSize: maxSize}})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	added, released, deleted := 0, 0, 0
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 400 {
+				if _, ok := m.Add(sample("c", w*1000+i, time.Now(), 300)); ok {
+					mu.Lock()
+					added++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, _, err := m.Release(context.Background(), "c", func(r *Record) (bool, error) { return r.Body[7]%2 == 0, nil })
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if l, err := m.List("c", 3); err == nil && len(l) > 0 {
+				if m.Delete(l[0].ID) == nil {
+					mu.Lock()
+					deleted++
+					mu.Unlock()
+				}
+			}
+			m.Sweep()
+			mu.Lock()
+			released += n
+			mu.Unlock()
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	bg.Wait()
+	st := m.Stats()[0]
+	list, _ := m.List("c", 0)
+	if len(list) != st.Callbacks || st.Bytes > maxSize || dirSize(t, filepath.Join(dir, "c")) != st.Bytes {
+		t.Fatalf("stats %+v, listed %d, files %d", st, len(list), dirSize(t, filepath.Join(dir, "c")))
+	}
+	if added != released+deleted+int(st.Dropped)+st.Callbacks {
+		t.Fatalf("added %d != released %d + deleted %d + dropped %d + kept %d", added, released, deleted, st.Dropped, st.Callbacks)
+	}
+}

@@ -40,6 +40,13 @@ type store struct {
 	active *os.File   // the last segment, open for appending; nil until the next Add
 	dirty  bool       // appended since the last sync
 	closed bool
+	// releasing holds the records a running release has enqueued and not
+	// removed yet: if the bound drops their segment first, they are not
+	// counted as dropped.
+	releasing map[uint64]bool
+	// releaseDropped are records of releasing whose segment was dropped
+	// while they were being verified: counted as dropped only if they fail.
+	releaseDropped map[uint64]bool
 
 	dropped atomic.Uint64 // records dropped for room
 }
@@ -217,10 +224,21 @@ func (s *store) enforce(room int64) (dropped int) {
 		}
 		size -= g.size
 		dropped += g.count
+		for seq := range s.releasing {
+			if g.first <= seq && seq <= g.last {
+				dropped--
+				delete(s.releasing, seq)
+				if s.releaseDropped != nil {
+					s.releaseDropped[seq] = true
+				}
+			}
+		}
 		s.segs = s.segs[1:]
 	}
 	if dropped > 0 {
 		s.dropped.Add(uint64(dropped))
+	}
+	if dropped > 0 {
 		s.log.Warn("quarantine full: oldest callbacks dropped", "dropped", dropped, "max_size", s.set.MaxSize)
 	}
 	return dropped
@@ -331,9 +349,15 @@ func (s *store) settings() Settings {
 // rewrite removes the records drop selects from the segment that starts
 // at first: the kept records go to a new file, synced and renamed over the
 // old one. It returns how many records it removed. Caller holds opMu.
-func (s *store) rewrite(first uint64, drop func(seq uint64, rec *Record) bool) (int, error) {
+//
+// settled, when not nil, runs under mu once the segment is rewritten (or
+// found gone), so nothing sees the records both removed and pending.
+func (s *store) rewrite(first uint64, drop func(seq uint64, rec *Record) bool, settled func()) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if settled != nil {
+		defer settled()
+	}
 	i := slices.IndexFunc(s.segs, func(g *segment) bool { return g.first == first })
 	if i < 0 {
 		return 0, nil // dropped meanwhile by the size bound
@@ -428,7 +452,7 @@ func (s *store) expire(now time.Time) int {
 		if !g.oldest.Before(cutoff) {
 			continue
 		}
-		removed, err := s.rewrite(g.first, func(_ uint64, rec *Record) bool { return rec.ReceivedAt.Before(cutoff) })
+		removed, err := s.rewrite(g.first, func(_ uint64, rec *Record) bool { return rec.ReceivedAt.Before(cutoff) }, nil)
 		if err != nil {
 			s.log.Error("cannot drop expired quarantined callbacks", "err", err)
 			continue
