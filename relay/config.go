@@ -83,6 +83,12 @@ type ListenerConfig struct {
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// MaxConnections bounds the open connections (default 10000; 0 = no
+	// limit); MaxConnectionsPerIP bounds those of one client address
+	// (default 512, or 0 = no limit when TrustedProxies is set, since the
+	// proxies then hold every connection). Connections beyond are closed
+	// at accept.
+	MaxConnections, MaxConnectionsPerIP int
 	// TLS is nil for plain HTTP.
 	TLS *ListenerTLS
 }

@@ -53,6 +53,10 @@ type listenerBlock struct {
 	IdleTimeoutRange    hcl.Range `hcl:"idle_timeout,attr_range"`
 	TrustedProxies      []string  `hcl:"trusted_proxies,optional"`
 	TrustedProxiesRange hcl.Range `hcl:"trusted_proxies,attr_range"`
+	MaxConns            *int      `hcl:"max_connections,optional"`
+	MaxConnsRange       hcl.Range `hcl:"max_connections,attr_range"`
+	MaxConnsPerIP       *int      `hcl:"max_connections_per_ip,optional"`
+	MaxConnsPerIPRange  hcl.Range `hcl:"max_connections_per_ip,attr_range"`
 	TLS                 *tlsBlock `hcl:"tls,block"`
 }
 

@@ -43,6 +43,12 @@ func (v *validator) listener(lb *listenerBlock, dataDir string) *ListenerConfig 
 		}
 		l.TrustedProxies = append(l.TrustedProxies, p)
 	}
+	l.MaxConnections = v.positive(lb.MaxConns, lb.MaxConnsRange, "max_connections", 10000, true)
+	perIP := 512
+	if len(l.TrustedProxies) > 0 {
+		perIP = 0
+	}
+	l.MaxConnectionsPerIP = v.positive(lb.MaxConnsPerIP, lb.MaxConnsPerIPRange, "max_connections_per_ip", perIP, true)
 	if t := lb.TLS; t != nil {
 		l.TLS = v.listenerTLS(lb, t, dataDir)
 	}

@@ -60,6 +60,8 @@ type Options struct {
 type Server struct {
 	opts    Options
 	log     *slog.Logger
+	sampler *sampleHandler
+	connMet *connMetrics
 	reg     *prometheus.Registry
 	metrics *metrics
 	outMet  *outbound.Metrics
@@ -124,8 +126,12 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = NewLogger(opts.LogOutput, cfg.Log)
 	}
+	// Repeated warnings (refusals an attacker can provoke) are sampled.
+	s.sampler = newSampleHandler(s.log.Handler(), nil)
+	s.log = slog.New(s.sampler)
 	s.reg = prometheus.NewRegistry()
 	s.metrics = newMetrics(s.reg, s)
+	s.connMet = newConnMetrics(s.reg)
 	s.outMet = outbound.NewMetrics(s.reg)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
@@ -209,6 +215,7 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 	if err != nil {
 		return fmt.Errorf("listener %q on %s: %w", lc.Name, lc.Address, err)
 	}
+	ln = newLimitListener(ln, lc.Name, lc.MaxConnections, lc.MaxConnectionsPerIP, s.log, s.connMet)
 	l := &listener{cfg: lc, ln: ln}
 	var h http.Handler = closeAfterChunked(s.listenerHandler(lc.Name))
 	l.srv = &http.Server{
@@ -543,7 +550,7 @@ func immutableChange(a, b *Config) string {
 		if !reflect.DeepEqual(o.TLS, l.TLS) {
 			return fmt.Sprintf("listener %q tls block (certificate files are re-read on reload; the block itself cannot change)", l.Name)
 		}
-		if o.MaxBody != l.MaxBody || o.ReadTimeout != l.ReadTimeout || o.WriteTimeout != l.WriteTimeout || o.IdleTimeout != l.IdleTimeout || !reflect.DeepEqual(o.TrustedProxies, l.TrustedProxies) {
+		if o.MaxBody != l.MaxBody || o.ReadTimeout != l.ReadTimeout || o.WriteTimeout != l.WriteTimeout || o.IdleTimeout != l.IdleTimeout || o.MaxConnections != l.MaxConnections || o.MaxConnectionsPerIP != l.MaxConnectionsPerIP || !reflect.DeepEqual(o.TrustedProxies, l.TrustedProxies) {
 			return fmt.Sprintf("listener %q settings", l.Name)
 		}
 	}
@@ -593,6 +600,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.qt.Close()
 		s.stopErr = s.q.Close()
+		s.sampler.flush()
 		s.log.Info("stopped")
 	})
 	return s.stopErr
