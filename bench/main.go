@@ -27,6 +27,18 @@
 // figure), then starts the backend on that port and measures the rate from
 // its first delivery to its last; every event must arrive byte for byte.
 //
+// Bus drain modes (-mode drain-nats, drain-kafka or drain-bus for both;
+// -bus-n N, default 100000; -rounds R) run a broker inside this process
+// (nats-server with JetStream, a file-stored stream; franz-go's kfake, an
+// in-memory Kafka) and, per round, (a) a bare client publishing -bus-n
+// 1 KB messages to it as fast as it can (nats.go asynchronous JetStream
+// publishes with Nats-Msg-Id, at most 4096 pending; franz-go's idempotent
+// producer with acks=all, keyed by sender) and (b) the relay: -bus-n events
+// posted while the broker is down (its port closed), then the broker
+// started and the rate measured from the first record stored to the last.
+// Every record is then read back: once per X-Relay-Event-Id, bodies byte
+// for byte. It prints both rates per round, their medians and the ratio.
+//
 // Ingest mode (-mode ingest [-duration 10s] [-conns 64] [-rounds 3]) loads,
 // in alternation for -rounds rounds, (a) a minimal Go server doing the same
 // HMAC check on the same body and storing nothing (this binary re-executed
@@ -108,6 +120,7 @@ type options struct {
 	rate       int
 	ptDuration time.Duration
 	drain      time.Duration
+	busN       int
 	senders    int
 	concurrent int
 	strict     bool
@@ -127,6 +140,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs.StringVar(&o.mode, "mode", "all", "ingest, passthrough, saturate, drain or all")
 	fs.IntVar(&o.n, "n", 1000000, "drain: the backlog's size in events")
+	fs.IntVar(&o.busN, "bus-n", 100000, "drain-bus, drain-nats, drain-kafka: the backlog's size in events per round")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "load time per server per round (ingest); passthrough uses -pt-duration")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring, per run")
 	fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
@@ -178,7 +192,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	failed := false
 	switch o.mode {
-	case "ingest", "passthrough", "saturate", "drain", "all":
+	case "ingest", "passthrough", "saturate", "drain", "all", "drain-bus", "drain-nats", "drain-kafka":
 	default:
 		fmt.Fprintf(stderr, "bench: unknown -mode %q (ingest, passthrough, saturate, drain or all)\n", o.mode)
 		return 2
@@ -214,6 +228,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		failed = failed || !ok
+	}
+	if o.mode == "drain-bus" || o.mode == "drain-nats" || o.mode == "drain-kafka" {
+		for _, bus := range []string{"nats", "kafka"} {
+			if o.mode != "drain-bus" && o.mode != "drain-"+bus {
+				continue
+			}
+			ok, err := env.drainBus(bus)
+			if err != nil {
+				fmt.Fprintf(stderr, "bench: drain %s: %v\n", bus, err)
+				return 1
+			}
+			failed = failed || !ok
+		}
 	}
 	if failed {
 		return 1

@@ -233,6 +233,9 @@ type relaySpec struct {
 	profileFor  time.Duration // with -cpuprofile: profile this long, from a second after start
 	// backendExtra is HCL added to the backend block.
 	backendExtra string
+	// backendDest, when set, replaces the backend's url line (a kafka {}
+	// or nats {} block).
+	backendDest string
 }
 
 // startRelay writes a configuration with a fresh data_dir and starts the
@@ -247,6 +250,10 @@ func (e *env) startRelay(rs relaySpec) (*proc, error) {
 	addr, admin := ports[0], ports[1]
 	if rs.backendURL == "" {
 		rs.backendURL = "http://" + ports[2] + "/events"
+	}
+	dest := fmt.Sprintf("url = %q", rs.backendURL)
+	if rs.backendDest != "" {
+		dest = rs.backendDest
 	}
 	e.runs++
 	dir := filepath.Join(e.dir, fmt.Sprintf("relay-%d", e.runs))
@@ -283,11 +290,11 @@ channel "meta-bench" {
 }
 
 backend "sink" {
-  url         = %q
+  %s
   concurrency = %d
   timeout     = "10s"
 %s}
-`, filepath.Join(dir, "data"), rs.logLevel, addr, admin, channelPath, benchSecret, rs.backendURL, rs.concurrency, rs.backendExtra)
+`, filepath.Join(dir, "data"), rs.logLevel, addr, admin, channelPath, benchSecret, dest, rs.concurrency, rs.backendExtra)
 	cfgPath := filepath.Join(dir, "edgerelay.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -24,7 +25,7 @@ import (
 
 // busWorkers is the number of batches in flight per bus backend: while one
 // waits for its acknowledgements, the others gather and send.
-const busWorkers = 4
+const busWorkers = 16
 
 // busLinger is how long a worker waits for more ready deliveries once it
 // has one. A backlog fills a batch at once; a quiet queue sends what it
@@ -167,6 +168,11 @@ func (d *deliverer) sendBatch(rt *backendRuntime, leases []*queue.Lease, dones [
 	results := rt.bus.dest.Send(ctx, batch)
 	elapsed := time.Since(start)
 	d.s.metrics.busBatch.WithLabelValues(d.name).Observe(float64(len(batch)))
+	// Each outcome is recorded in the queue on its own goroutine, so the
+	// queue's committer takes the batch's acks together instead of one
+	// commit round trip after another.
+	var wg sync.WaitGroup
+	wg.Add(len(results))
 	for i, r := range results {
 		res := delivered
 		switch r.Outcome {
@@ -175,6 +181,10 @@ func (d *deliverer) sendBatch(rt *backendRuntime, leases []*queue.Lease, dones [
 		case destination.Permanent:
 			res = permanent
 		}
-		d.finish(rt, leases[i], dones[i], res, r.Status, r.RetryAfter, r.Err, elapsed)
+		go func() {
+			defer wg.Done()
+			d.finish(rt, leases[i], dones[i], res, r.Status, r.RetryAfter, r.Err, elapsed)
+		}()
 	}
+	wg.Wait()
 }
