@@ -239,26 +239,32 @@ func printEvent(w io.Writer, ev dlqEvent, dls []deadLetter) {
 	}
 	tw.Flush()
 
-	if len(ev.Header) > 0 {
+	printHeadersAndBody(w, ev.Header, ev.Body, ev.BodySize)
+}
+
+// printHeadersAndBody prints a stored request's headers and its body as
+// text; a viewer's answer has neither, only the body's size.
+func printHeadersAndBody(w io.Writer, header map[string][]string, body []byte, size int) {
+	if len(header) > 0 {
 		fmt.Fprintln(w, "\nheaders:")
-		names := make([]string, 0, len(ev.Header))
-		for k := range ev.Header {
+		names := make([]string, 0, len(header))
+		for k := range header {
 			names = append(names, k)
 		}
 		sort.Strings(names)
 		for _, k := range names {
-			for _, v := range ev.Header[k] {
+			for _, v := range header[k] {
 				fmt.Fprintf(w, "  %s: %s\n", k, v)
 			}
 		}
 	}
 	fmt.Fprintln(w)
-	if ev.Body == nil && ev.BodySize > 0 {
-		fmt.Fprintf(w, "body: %d bytes, not shown (headers and bodies need an operator token)\n", ev.BodySize)
+	if body == nil && size > 0 {
+		fmt.Fprintf(w, "body: %d bytes, not shown (headers and bodies need an operator token)\n", size)
 		return
 	}
-	kind, text := bodyText(ev.Body)
-	fmt.Fprintf(w, "body (%d bytes, %s):\n%s\n", len(ev.Body), kind, text)
+	kind, text := bodyText(body)
+	fmt.Fprintf(w, "body (%d bytes, %s):\n%s\n", len(body), kind, text)
 }
 
 // bodyText renders a body: indented when it is JSON, as is when it is

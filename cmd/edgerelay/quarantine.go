@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"sort"
 	"text/tabwriter"
 	"time"
 )
@@ -214,24 +213,5 @@ func printQuarantined(w io.Writer, k quarantined) {
 	fmt.Fprintf(tw, "client\t%s\n", k.RemoteAddr)
 	fmt.Fprintf(tw, "request\t%s %s\n", k.Method, k.RequestURI)
 	tw.Flush()
-	if len(k.Header) > 0 {
-		fmt.Fprintln(w, "\nheaders:")
-		names := make([]string, 0, len(k.Header))
-		for n := range k.Header {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			for _, v := range k.Header[n] {
-				fmt.Fprintf(w, "  %s: %s\n", n, v)
-			}
-		}
-	}
-	fmt.Fprintln(w)
-	if k.Body == nil && k.BodyBytes > 0 {
-		fmt.Fprintf(w, "body: %d bytes, not shown (headers and bodies need an operator token)\n", k.BodyBytes)
-		return
-	}
-	kind, text := bodyText(k.Body)
-	fmt.Fprintf(w, "body (%d bytes, %s):\n%s\n", len(k.Body), kind, text)
+	printHeadersAndBody(w, k.Header, k.Body, k.BodyBytes)
 }
