@@ -614,7 +614,7 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 			}
 		}
 		if len(backends) == 0 {
-			if err := q.completeEvent(w, id, now); err != nil {
+			if err := q.completeEvent(w, id, now, cost); err != nil {
 				return err
 			}
 		}
@@ -635,7 +635,7 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 		}
 		o.after = func() {
 			for _, b := range backends {
-				q.sched(b).enqueued(id, rec, kept)
+				q.sched(b).enqueued(id, rec, kept, cost)
 			}
 		}
 		return nil

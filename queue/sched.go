@@ -3,8 +3,6 @@ package queue
 import (
 	"bytes"
 	"container/heap"
-	"context"
-	"errors"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -26,6 +24,9 @@ type item struct {
 	// ev is the event as enqueued, kept for small events so the first
 	// lease does not read back what was just written; nil = read from disk.
 	ev *Event
+	// cost is what the event's record added to the live bytes, once known (at Enqueue or when
+	// a lease read it); 0 = unknown. Completing the event then needs no read.
+	cost int64
 }
 
 // started reports whether the delivery has recorded attempts: it then holds its order key.
@@ -234,7 +235,7 @@ func (s *sched) unlease(it *item, due time.Time) {
 }
 
 // enqueued is called by the committer after a new delivery is durable.
-func (s *sched) enqueued(id string, rec *record, ev *Event) {
+func (s *sched) enqueued(id string, rec *record, ev *Event, cost int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending++
@@ -243,7 +244,7 @@ func (s *sched) enqueued(id string, rec *record, ev *Event) {
 	}
 	if it, ok := s.items[id]; ok {
 		it.early = false // already streamed in by refill
-		it.ev = ev
+		it.ev, it.cost = ev, cost
 		return
 	}
 	if _, ok := s.earlyDone[id]; ok {
@@ -258,7 +259,8 @@ func (s *sched) enqueued(id string, rec *record, ev *Event) {
 		s.complete, s.bound = false, id
 		return
 	}
-	s.add(id, rec).ev = ev
+	it := s.add(id, rec)
+	it.ev, it.cost = ev, cost
 	s.broadcast()
 }
 
@@ -397,262 +399,6 @@ func (s *sched) refill() error {
 		s.broadcast()
 	}
 	return err
-}
-
-// Lease is one delivery handed out by Next. Report its outcome with exactly one of Ack, Retry,
-// Dead or Release.
-type Lease struct {
-	// Event is the delivery's event, loaded from the database.
-	Event *Event
-	// Backend is the backend the delivery goes to.
-	Backend string
-	// Attempt is the 1-based number of this attempt: recorded attempts + 1. It survives restarts
-	// and starts again at 1 after a replay.
-	Attempt int
-	// FirstAttemptAt is when the first attempt was made (this one if Attempt is 1).
-	FirstAttemptAt time.Time
-	// LastError is the error recorded by the previous attempt, if any.
-	LastError string
-
-	q    *Queue
-	s    *sched
-	it   *item
-	done atomic.Bool
-}
-
-// Next blocks until a delivery for backend is due and allowed by the ordering rules, leases it
-// and returns it with its event. It returns ctx.Err() when ctx ends and ErrClosed when the queue
-// closes.
-func (q *Queue) Next(ctx context.Context, backend string) (*Lease, error) {
-	s := q.sched(backend)
-	for {
-		s.mu.Lock()
-		if q.isClosed() {
-			s.mu.Unlock()
-			return nil, ErrClosed
-		}
-		if s.needRefill() {
-			if err := s.refill(); err != nil {
-				s.mu.Unlock()
-				if errors.Is(err, ErrClosed) {
-					return nil, err
-				}
-				q.log.Error("queue: load deliveries", "backend", backend, "err", err)
-				return nil, err
-			}
-		}
-		now := q.clock.Now()
-		var timer Timer
-		if s.ready.Len() > 0 {
-			top := s.ready.items[0]
-			if !top.due.After(now) {
-				s.lease(top)
-				s.mu.Unlock()
-				l, err := q.loadLease(s, top, now)
-				if err != nil {
-					return nil, err
-				}
-				if l != nil {
-					return l, nil
-				}
-				continue
-			}
-			timer = q.clock.NewTimer(top.due.Sub(now))
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		var tc <-chan time.Time
-		if timer != nil {
-			tc = timer.C()
-		}
-		select {
-		case <-ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
-			return nil, ctx.Err()
-		case <-changed:
-		case <-tc:
-		case <-q.closing:
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-	}
-}
-
-func (q *Queue) isClosed() bool {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	return q.closed
-}
-
-// loadLease reads the event of a just-leased item. A nil lease and nil error mean the event
-// record was missing; the delivery was dead-lettered and Next should go on.
-func (q *Queue) loadLease(s *sched, it *item, now time.Time) (*Lease, error) {
-	ev := it.ev
-	var err error
-	if ev == nil {
-		if v, ok := q.ovGet(eventKey(it.id)); ok {
-			ev, err = decodeEvent(it.id, v)
-		}
-	}
-	if ev == nil && err == nil {
-		err = q.view(func(txn *badger.Txn) error {
-			bi, err := txn.Get(eventKey(it.id))
-			if err != nil {
-				return err
-			}
-			return bi.Value(func(v []byte) error {
-				ev, err = decodeEvent(it.id, v)
-				return err
-			})
-		})
-	}
-	l := &Lease{Event: ev, Backend: s.name, Attempt: it.rec.Attempts + 1, FirstAttemptAt: it.rec.FirstAttemptAt,
-		LastError: it.rec.LastError, q: q, s: s, it: it}
-	if l.FirstAttemptAt.IsZero() {
-		l.FirstAttemptAt = now
-	}
-	if err == nil {
-		return l, nil
-	}
-	if errors.Is(err, badger.ErrKeyNotFound) || errors.Is(err, errCorrupt) {
-		q.log.Error("queue: event record unreadable, delivery dead-lettered", "event_id", it.id,
-			"backend", s.name, "err", err)
-		l.Event = &Event{ID: it.id}
-		if derr := q.Dead(l, "event record unreadable: "+err.Error()); derr != nil {
-			return nil, derr
-		}
-		return nil, nil
-	}
-	q.Release(l)
-	return nil, err
-}
-
-// finishLease submits the op that completes l. If it fails while the queue is open, the delivery
-// goes back to the scheduler unchanged, so its order key is not held forever.
-func (q *Queue) finishLease(l *Lease, o *op) error {
-	err := q.submit(context.Background(), o)
-	if err != nil && !errors.Is(err, ErrClosed) {
-		l.s.mu.Lock()
-		l.s.unlease(l.it, q.clock.Now())
-		l.s.mu.Unlock()
-	}
-	if err != nil {
-		return wrapErr("complete delivery of "+l.it.id+" to "+l.s.name, err)
-	}
-	return nil
-}
-
-func (q *Queue) takeLease(l *Lease) error {
-	if l == nil || l.q != q || !l.done.CompareAndSwap(false, true) {
-		return ErrLeaseDone
-	}
-	return nil
-}
-
-// Ack reports the delivery done: it is removed, and the event is removed (or kept for
-// Options.Retain) once its last delivery is done. Ack does not wait for an fsync: after a power
-// cut, at worst the delivery is made again.
-func (q *Queue) Ack(l *Lease) error {
-	if err := q.takeLease(l); err != nil {
-		return err
-	}
-	s, it := l.s, l.it
-	o := &op{}
-	o.apply = func(w *writer) error {
-		if err := w.delete(deliveryKey(prefixPending, s.name, it.id)); err != nil {
-			return err
-		}
-		if err := q.releaseEvent(w, it.id, it.rec.Backends, q.clock.Now()); err != nil {
-			return err
-		}
-		o.after = func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.removeDone(it)
-			s.leased--
-			s.pending--
-			s.broadcast()
-		}
-		return nil
-	}
-	return q.finishLease(l, o)
-}
-
-// Retry records the attempt (persisted: it survives a process crash; it is fsynced with the
-// next group commit) and makes the delivery due again at `at`. The delivery keeps its order key
-// meanwhile.
-func (q *Queue) Retry(l *Lease, at time.Time, lastErr string) error {
-	if err := q.takeLease(l); err != nil {
-		return err
-	}
-	s, it := l.s, l.it
-	rec := *it.rec
-	rec.Attempts = l.Attempt
-	rec.FirstAttemptAt = l.FirstAttemptAt
-	rec.Due = at
-	rec.LastError = lastErr
-	o := &op{}
-	o.apply = func(w *writer) error {
-		if err := w.set(badger.NewEntry(deliveryKey(prefixPending, s.name, it.id), rec.encode())); err != nil {
-			return err
-		}
-		o.after = func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.setRecord(it, &rec)
-			s.unlease(it, at)
-		}
-		return nil
-	}
-	return q.finishLease(l, o)
-}
-
-// Dead records the attempt and turns the delivery into a dead letter, kept until replayed or
-// purged. It releases the delivery's order key.
-func (q *Queue) Dead(l *Lease, lastErr string) error {
-	if err := q.takeLease(l); err != nil {
-		return err
-	}
-	s, it := l.s, l.it
-	rec := *it.rec
-	rec.Attempts = l.Attempt
-	rec.FirstAttemptAt = l.FirstAttemptAt
-	rec.LastError = lastErr
-	rec.DeadAt = q.clock.Now()
-	o := &op{}
-	o.apply = func(w *writer) error {
-		if err := w.delete(deliveryKey(prefixPending, s.name, it.id)); err != nil {
-			return err
-		}
-		if err := w.set(badger.NewEntry(deliveryKey(prefixDead, s.name, it.id), rec.encode())); err != nil {
-			return err
-		}
-		o.after = func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.removeDone(it)
-			s.leased--
-			s.pending--
-			s.dead++
-			s.broadcast()
-		}
-		return nil
-	}
-	return q.finishLease(l, o)
-}
-
-// Release gives the lease back unchanged (for shutdown): the delivery is due at once and no
-// attempt is recorded.
-func (q *Queue) Release(l *Lease) {
-	if q.takeLease(l) != nil {
-		return
-	}
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	l.s.unlease(l.it, q.clock.Now())
 }
 
 // readyHeap orders eligible deliveries by due time, then arrival.

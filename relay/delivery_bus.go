@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -106,7 +107,11 @@ func (d *deliverer) busWork() {
 			}
 			continue
 		}
-		l, err := d.s.q.Next(d.ctx, d.name)
+		rt := d.rt.Load()
+		if rt.bus == nil {
+			return // reloaded into a url backend: this deliverer is being replaced
+		}
+		got, err := d.s.q.NextBatch(d.ctx, d.name, rt.bus.batch)
 		if err != nil {
 			if d.ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
 				return
@@ -117,38 +122,47 @@ func (d *deliverer) busWork() {
 			}
 			continue
 		}
-		rt := d.rt.Load()
-		if rt.bus == nil {
-			// Reloaded into a url backend: this worker's deliverer is
-			// being replaced; hand the lease back.
-			d.s.q.Release(l)
+		if rt = d.rt.Load(); rt.bus == nil {
+			// Reloaded into a url backend meanwhile: hand the leases back.
+			for _, l := range got {
+				d.s.q.Release(l)
+			}
 			return
 		}
 		leases, dones, batch = leases[:0], dones[:0], batch[:0]
 		refused := false
-		admit := func(l *queue.Lease) bool {
-			if rt.cfg.Retry.MaxAge > 0 && time.Since(l.Event.ReceivedAt) > rt.cfg.Retry.MaxAge {
-				d.deadLetter(l, fmt.Sprintf("max_age %s exceeded", rt.cfg.Retry.MaxAge), "max_age")
-				return true
+		admit := func(got []*queue.Lease) {
+			for _, l := range got {
+				if refused {
+					d.s.q.Release(l)
+					continue
+				}
+				if rt.cfg.Retry.MaxAge > 0 && time.Since(l.Event.ReceivedAt) > rt.cfg.Retry.MaxAge {
+					d.deadLetter(l, fmt.Sprintf("max_age %s exceeded", rt.cfg.Retry.MaxAge), "max_age")
+					continue
+				}
+				done, err := d.breaker.Allow()
+				if err != nil {
+					d.s.q.Release(l)
+					refused = true
+					continue
+				}
+				leases = append(leases, l)
+				dones = append(dones, done)
+				batch = append(batch, destination.Delivery{Event: l.Event, Attempt: l.Attempt})
 			}
-			done, err := d.breaker.Allow()
-			if err != nil {
-				d.s.q.Release(l)
-				refused = true
-				return false
-			}
-			leases = append(leases, l)
-			dones = append(dones, done)
-			batch = append(batch, destination.Delivery{Event: l.Event, Attempt: l.Attempt})
-			return true
 		}
-		if admit(l) && len(leases) < rt.bus.batch {
+		admit(got)
+		if !refused && len(leases) < rt.bus.batch {
+			// Linger for more: a backlog fills the batch at once, a quiet
+			// queue sends what it has after busLinger.
 			gctx, cancel := context.WithTimeout(d.ctx, busLinger)
-			for len(leases) < rt.bus.batch {
-				l, err := d.s.q.Next(gctx, d.name)
-				if err != nil || !admit(l) {
+			for !refused && len(leases) < rt.bus.batch {
+				got, err := d.s.q.NextBatch(gctx, d.name, rt.bus.batch-len(leases))
+				if err != nil {
 					break
 				}
+				admit(got)
 			}
 			cancel()
 		}
@@ -168,11 +182,11 @@ func (d *deliverer) sendBatch(rt *backendRuntime, leases []*queue.Lease, dones [
 	results := rt.bus.dest.Send(ctx, batch)
 	elapsed := time.Since(start)
 	d.s.metrics.busBatch.WithLabelValues(d.name).Observe(float64(len(batch)))
-	// Each outcome is recorded in the queue on its own goroutine, so the
-	// queue's committer takes the batch's acks together instead of one
-	// commit round trip after another.
+	// Delivered ones are acknowledged together in one queue commit; each
+	// other outcome is recorded on its own goroutine, so the queue's
+	// committer takes them together too.
+	var ok []*queue.Lease
 	var wg sync.WaitGroup
-	wg.Add(len(results))
 	for i, r := range results {
 		res := delivered
 		switch r.Outcome {
@@ -181,10 +195,42 @@ func (d *deliverer) sendBatch(rt *backendRuntime, leases []*queue.Lease, dones [
 		case destination.Permanent:
 			res = permanent
 		}
+		if res == delivered {
+			dones[i](nil)
+			ok = append(ok, leases[i])
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			d.finish(rt, leases[i], dones[i], res, r.Status, r.RetryAfter, r.Err, elapsed)
 		}()
 	}
+	if len(ok) > 0 {
+		d.ackDelivered(ok, elapsed)
+	}
 	wg.Wait()
+}
+
+// ackDelivered records a batch's delivered leases: the metrics and log
+// lines finish would write for each, and one queue commit for all.
+func (d *deliverer) ackDelivered(ls []*queue.Lease, elapsed time.Duration) {
+	dur := d.s.metrics.deliveryDuration.WithLabelValues(d.name)
+	for range ls {
+		dur.Observe(elapsed.Seconds())
+	}
+	d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Add(float64(len(ls)))
+	err := d.s.q.AckAll(ls)
+	if !d.s.log.Enabled(context.Background(), slog.LevelInfo) && err == nil {
+		return
+	}
+	for _, l := range ls {
+		log := attemptLog{d.s.log, []any{"backend", d.name, "event_id", l.Event.ID, "channel", l.Event.Channel, "attempt", l.Attempt,
+			"status", 0, "duration_ms", float64(elapsed.Microseconds()) / 1000}}
+		if err != nil {
+			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
+			continue
+		}
+		log.Info("delivered")
+	}
 }
