@@ -88,25 +88,83 @@ func eachHeader(d Delivery, fn func(k, v string)) {
 }
 
 // Template is a topic or subject with the placeholders {channel} and
-// {provider}.
+// {provider}. It is split once into literal text and placeholders, so an
+// expansion per record only joins strings.
 type Template struct {
-	raw    string
-	static bool
+	raw   string
+	parts []tmplPart // nil when raw has no placeholder
+}
+
+// tmplPart is literal text followed by a placeholder (0 none, 1 channel,
+// 2 provider).
+type tmplPart struct {
+	lit string
+	ph  uint8
 }
 
 // NewTemplate parses s; unknown placeholders are reported by
-// TemplatePlaceholders' caller (configuration validation).
+// TemplatePlaceholders' caller (configuration validation) and are kept as
+// literal text here.
 func NewTemplate(s string) Template {
-	return Template{raw: s, static: !strings.Contains(s, "{")}
+	t := Template{raw: s}
+	rest, lit := s, ""
+	for {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			break
+		}
+		var ph uint8
+		switch {
+		case strings.HasPrefix(rest[i:], "{channel}"):
+			ph = 1
+		case strings.HasPrefix(rest[i:], "{provider}"):
+			ph = 2
+		default:
+			lit += rest[:i+1]
+			rest = rest[i+1:]
+			continue
+		}
+		t.parts = append(t.parts, tmplPart{lit: lit + rest[:i], ph: ph})
+		lit = ""
+		if ph == 1 {
+			rest = rest[i+len("{channel}"):]
+		} else {
+			rest = rest[i+len("{provider}"):]
+		}
+	}
+	if t.parts != nil {
+		t.parts = append(t.parts, tmplPart{lit: lit + rest})
+	}
+	return t
 }
 
 // Expand fills in the placeholders for ev.
 func (t Template) Expand(ev *queue.Event) string {
-	if t.static {
+	if t.parts == nil {
 		return t.raw
 	}
-	r := strings.NewReplacer("{channel}", ev.Channel, "{provider}", ev.Provider)
-	return r.Replace(t.raw)
+	n := 0
+	for _, p := range t.parts {
+		n += len(p.lit)
+		switch p.ph {
+		case 1:
+			n += len(ev.Channel)
+		case 2:
+			n += len(ev.Provider)
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range t.parts {
+		b.WriteString(p.lit)
+		switch p.ph {
+		case 1:
+			b.WriteString(ev.Channel)
+		case 2:
+			b.WriteString(ev.Provider)
+		}
+	}
+	return b.String()
 }
 
 // UnknownPlaceholders lists the {…} placeholders in s other than {channel}

@@ -138,10 +138,23 @@ func (k *Kafka) record(d Delivery) *kgo.Record {
 	if key == "" {
 		key = ev.ID
 	}
-	r := &kgo.Record{Topic: k.topic.Expand(ev), Key: []byte(key), Value: ev.Body}
+	// The key and every header value share one allocation.
+	n := len(key) + len(ev.ID) + len(ev.Channel) + len(ev.Provider) + 64
+	for _, vs := range ev.Header {
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	buf := make([]byte, 0, n)
+	take := func(s string) []byte {
+		start := len(buf)
+		buf = append(buf, s...)
+		return buf[start:len(buf):len(buf)]
+	}
+	r := &kgo.Record{Topic: k.topic.Expand(ev), Key: take(key), Value: ev.Body}
 	r.Headers = make([]kgo.RecordHeader, 0, len(ev.Header)+5)
 	eachHeader(d, func(hk, hv string) {
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: hk, Value: []byte(hv)})
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: hk, Value: take(hv)})
 	})
 	return r
 }
