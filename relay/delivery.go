@@ -42,6 +42,7 @@ type deliverer struct {
 	ctx    context.Context // cancelled by stop: no new leases
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	leases chan *queue.Lease // url backends: from feed to the workers
 }
 
 // backendRuntime is what an attempt needs; swapped whole on reload.
@@ -216,6 +217,9 @@ func (s *Server) startDeliverer(name string, b *BackendConfig, rt *backendRuntim
 		}
 		return d
 	}
+	d.leases = make(chan *queue.Lease)
+	d.wg.Add(1)
+	go d.feed(b.Concurrency)
 	for i := 0; i < b.Concurrency; i++ {
 		d.wg.Add(1)
 		go d.work()
@@ -252,8 +256,12 @@ func (d *deliverer) sleep(dur time.Duration) bool {
 	}
 }
 
-func (d *deliverer) work() {
+// feed leases deliveries for the workers of a url backend, several at a
+// time (their events are read together), and hands each to a free worker.
+// What it holds when the deliverer stops goes back to the queue.
+func (d *deliverer) feed(concurrency int) {
 	defer d.wg.Done()
+	batch := max(1, min(concurrency/2, 64))
 	for d.ctx.Err() == nil {
 		if d.breaker.State() == gobreaker.StateOpen {
 			// No lease while the backend is known down: nothing is
@@ -263,7 +271,7 @@ func (d *deliverer) work() {
 			}
 			continue
 		}
-		l, err := d.s.q.Next(d.ctx, d.name)
+		ls, err := d.s.q.NextBatch(d.ctx, d.name, batch)
 		if err != nil {
 			if d.ctx.Err() != nil || errors.Is(err, queue.ErrClosed) {
 				return
@@ -273,6 +281,32 @@ func (d *deliverer) work() {
 				return
 			}
 			continue
+		}
+		for i, l := range ls {
+			select {
+			case d.leases <- l:
+			case <-d.ctx.Done():
+				for _, l := range ls[i:] {
+					d.s.q.Release(l)
+				}
+				return
+			}
+		}
+	}
+}
+
+func (d *deliverer) work() {
+	defer d.wg.Done()
+	for {
+		var l *queue.Lease
+		select {
+		case l = <-d.leases:
+		case <-d.ctx.Done():
+			return
+		}
+		if d.ctx.Err() != nil {
+			d.s.q.Release(l) // stopped: no new attempt
+			return
 		}
 		rt := d.rt.Load()
 		if rt.cfg.Retry.MaxAge > 0 && time.Since(l.Event.ReceivedAt) > rt.cfg.Retry.MaxAge {
