@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -172,11 +173,13 @@ func TestNATSAuthentication(t *testing.T) {
 	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	creds := decentralizedAuth(t)
 	cases := []struct {
 		name      string
 		edit      func(*server.Options)
 		good, bad NATSConfig
 	}{
+		{"credentials_file", creds.edit, NATSConfig{CredentialsFile: creds.good}, NATSConfig{CredentialsFile: creds.bad}},
 		{"token", func(o *server.Options) { o.Authorization = "tok-123" }, NATSConfig{Token: "tok-123"}, NATSConfig{Token: "tok-999"}},
 		{"user", func(o *server.Options) { o.Username, o.Password = "relay", "pw-123" }, NATSConfig{User: "relay", Password: "pw-123"}, NATSConfig{User: "relay", Password: "pw-999"}},
 		{"nkey", func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} }, NATSConfig{NKeySeedFile: seedFile}, NATSConfig{}},
@@ -208,5 +211,80 @@ func TestNATSAuthentication(t *testing.T) {
 				t.Fatalf("bad credentials: %+v", res[0])
 			}
 		})
+	}
+}
+
+// natsCreds is a server in operator (JWT) mode and two credentials files:
+// good, a user of an account the operator signed (JetStream allowed), and
+// bad, a user of an account signed by an operator the server does not trust.
+type natsCreds struct {
+	edit      func(*server.Options)
+	good, bad string
+}
+
+func decentralizedAuth(t *testing.T) natsCreds {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	// userCreds writes a .creds file for a new user of the account akp.
+	userCreds := func(name string, akp nkeys.KeyPair) string {
+		ukp, err := nkeys.CreateUser()
+		must(err)
+		upub, _ := ukp.PublicKey()
+		useed, _ := ukp.Seed()
+		uc := jwt.NewUserClaims(upub)
+		uc.Name = name
+		ujwt, err := uc.Encode(akp)
+		must(err)
+		b, err := jwt.FormatUserConfig(ujwt, useed)
+		must(err)
+		p := filepath.Join(dir, name+".creds")
+		must(os.WriteFile(p, b, 0o600))
+		return p
+	}
+	account := func(okp nkeys.KeyPair, js bool) (nkeys.KeyPair, string, string) {
+		akp, err := nkeys.CreateAccount()
+		must(err)
+		apub, _ := akp.PublicKey()
+		ac := jwt.NewAccountClaims(apub)
+		if js {
+			ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+		}
+		ajwt, err := ac.Encode(okp)
+		must(err)
+		return akp, apub, ajwt
+	}
+	okp, err := nkeys.CreateOperator()
+	must(err)
+	opub, _ := okp.PublicKey()
+	_, syspub, sysjwt := account(okp, false)
+	akp, apub, ajwt := account(okp, true)
+	oc := jwt.NewOperatorClaims(opub)
+	oc.SystemAccount = syspub
+	ojwt, err := oc.Encode(okp)
+	must(err)
+	op, err := jwt.DecodeOperatorClaims(ojwt)
+	must(err)
+
+	other, err := nkeys.CreateOperator()
+	must(err)
+	strangerKP, _, _ := account(other, true)
+
+	return natsCreds{
+		edit: func(o *server.Options) {
+			r := &server.MemAccResolver{}
+			must(r.Store(apub, ajwt))
+			must(r.Store(syspub, sysjwt))
+			o.TrustedOperators = []*jwt.OperatorClaims{op}
+			o.AccountResolver = r
+			o.SystemAccount = syspub
+		},
+		good: userCreds("relay", akp),
+		bad:  userCreds("stranger", strangerKP),
 	}
 }
