@@ -2,9 +2,13 @@ package relay
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -41,18 +45,30 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	s.handleAdmin(mux, "GET /api/v1/deadletters", accessViewer, s.apiDeadLetters)
 	s.handleAdmin(mux, "GET /api/v1/deadletters/{id}", accessViewer, s.apiDeadLetter)
 	s.handleAdmin(mux, "POST /api/v1/deadletters/{id}/replay", accessOperator, func(w http.ResponseWriter, r *http.Request) {
+		if !s.knownBackend(w, r) {
+			return
+		}
 		n, err := s.ReplayDeadLetters(callerOf(r), []string{r.PathValue("id")}, r.URL.Query().Get("backend"))
 		answerCount(w, "replayed", n, err)
 	})
 	s.handleAdmin(mux, "POST /api/v1/deadletters/replay", accessOperator, func(w http.ResponseWriter, r *http.Request) {
+		if !s.knownBackend(w, r) {
+			return
+		}
 		n, err := s.ReplayAllDeadLetters(callerOf(r), r.URL.Query().Get("backend"))
 		answerCount(w, "replayed", n, err)
 	})
 	s.handleAdmin(mux, "DELETE /api/v1/deadletters/{id}", accessOperator, func(w http.ResponseWriter, r *http.Request) {
+		if !s.knownBackend(w, r) {
+			return
+		}
 		n, err := s.PurgeDeadLetters(callerOf(r), []string{r.PathValue("id")}, r.URL.Query().Get("backend"))
 		answerCount(w, "purged", n, err)
 	})
 	s.handleAdmin(mux, "POST /api/v1/deadletters/purge", accessOperator, func(w http.ResponseWriter, r *http.Request) {
+		if !s.knownBackend(w, r) {
+			return
+		}
 		n, err := s.PurgeAllDeadLetters(callerOf(r), r.URL.Query().Get("backend"))
 		answerCount(w, "purged", n, err)
 	})
@@ -114,6 +130,30 @@ func (s *Server) apiDeadLetter(w http.ResponseWriter, r *http.Request) {
 		out = append(out, deadLetterJSON(d))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"event": eventJSON(ev, callerOf(r).Operator()), "dead_letters": out})
+}
+
+// knownBackend answers 404 and returns false when the request names a
+// backend (?backend=) that is neither configured nor holds anything in the
+// queue (a backend removed by a reload keeps its dead letters), so a typo
+// is not answered "0 replayed".
+func (s *Server) knownBackend(w http.ResponseWriter, r *http.Request) bool {
+	b := r.URL.Query().Get("backend")
+	if b == "" {
+		return true
+	}
+	names := map[string]bool{}
+	for _, be := range s.state.Load().cfg.Backends {
+		names[be.Name] = true
+	}
+	for name := range s.q.Stats() {
+		names[name] = true
+	}
+	if names[b] {
+		return true
+	}
+	known := slices.Sorted(maps.Keys(names))
+	writeJSONError(w, http.StatusNotFound, fmt.Sprintf("unknown backend %q (known: %s)", b, strings.Join(known, ", ")))
+	return false
 }
 
 func answerCount(w http.ResponseWriter, verb string, n int, err error) {

@@ -147,6 +147,11 @@ func TestAdminRoles(t *testing.T) {
 		{"DELETE", "/api/v1/deadletters/" + ids[1], 401, 403, 404, 401}, // already purged
 		{"POST", "/api/v1/deadletters/replay?backend=b0", 401, 403, 200, 401},
 		{"POST", "/api/v1/deadletters/purge?backend=b0", 401, 403, 200, 401},
+		// A backend nobody configured and the queue does not know: 404, not "0 replayed".
+		{"POST", "/api/v1/deadletters/replay?backend=b9", 401, 403, 404, 401},
+		{"POST", "/api/v1/deadletters/" + ids[2] + "/replay?backend=b9", 401, 403, 404, 401},
+		{"DELETE", "/api/v1/deadletters/" + ids[2] + "?backend=b9", 401, 403, 404, 401},
+		{"POST", "/api/v1/deadletters/purge?backend=b9", 401, 403, 404, 401},
 	}
 	for _, rw := range rows {
 		for _, who := range []struct {
@@ -165,6 +170,11 @@ func TestAdminRoles(t *testing.T) {
 				t.Errorf("%s %s as %s: 401 without WWW-Authenticate: Bearer", rw.method, rw.path, who.name)
 			}
 		}
+	}
+
+	resp, body := adminDo(t, "POST", admin+"/api/v1/deadletters/replay?backend=b9", operatorToken, "application/json", nil)
+	if resp.StatusCode != 404 || !strings.Contains(string(body), `unknown backend \"b9\" (known: b0)`) {
+		t.Errorf("replay for an unknown backend: %d %s", resp.StatusCode, body)
 	}
 
 	// One audit line per mutating action, with who, from where, what, which.
