@@ -99,6 +99,10 @@ func putString(b []byte, s string) []byte {
 type reader struct {
 	b   []byte
 	err error
+	// src, when set, holds the bytes being read as one string (from the start of b as first
+	// given): string() then returns substrings of it instead of allocating each one.
+	src string
+	off int
 }
 
 func (r *reader) uvarint() uint64 {
@@ -111,6 +115,7 @@ func (r *reader) uvarint() uint64 {
 		return 0
 	}
 	r.b = r.b[n:]
+	r.off += n
 	return v
 }
 
@@ -124,6 +129,7 @@ func (r *reader) varint() int64 {
 		return 0
 	}
 	r.b = r.b[n:]
+	r.off += n
 	return v
 }
 
@@ -136,8 +142,14 @@ func (r *reader) string() string {
 		r.err = errCorrupt
 		return ""
 	}
-	s := string(r.b[:n])
+	var s string
+	if r.src != "" {
+		s = r.src[r.off : r.off+int(n)]
+	} else {
+		s = string(r.b[:n])
+	}
 	r.b = r.b[n:]
+	r.off += int(n)
 	return s
 }
 
@@ -195,7 +207,8 @@ func decodeEvent(id string, b []byte) (*Event, error) {
 	if len(b) == 0 || b[0] != codecVersion {
 		return nil, fmt.Errorf("decode event %s: %w", id, errCorrupt)
 	}
-	r := reader{b: b[1:]}
+	// Every string of the event is a substring of one copy of the record.
+	r := reader{b: b[1:], src: string(b[1:])}
 	ev := &Event{ID: id}
 	ev.Channel = r.string()
 	ev.Provider = r.string()
