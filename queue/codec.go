@@ -274,7 +274,7 @@ func decodeRecord(b []byte) (*record, error) {
 	if len(b) == 0 || b[0] != codecVersion {
 		return nil, fmt.Errorf("decode delivery: %w", errCorrupt)
 	}
-	r := reader{b: b[1:]}
+	r := reader{b: b[1:], src: string(b[1:])} // one allocation for every string
 	d := &record{}
 	d.Attempts = int(r.uvarint())
 	d.FirstAttemptAt = nanoTime(r.varint())

@@ -64,3 +64,17 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	}
 }
+
+// TestRecordCodecRoundTrip: a delivery record decodes to what was encoded.
+func TestRecordCodecRoundTrip(t *testing.T) {
+	rec := &record{Attempts: 3, FirstAttemptAt: time.Unix(1764000000, 5).UTC(), Due: time.Unix(1764000100, 0).UTC(),
+		ReceivedAt: time.Unix(1763999999, 7).UTC(), OrderKey: "15551234567", Channel: "meta", Provider: "meta",
+		LastError: "backend answered 503", Backends: []string{"crm", "archive"}}
+	got, err := decodeRecord(rec.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, rec) {
+		t.Fatalf("decoded %+v\nwant    %+v", got, rec)
+	}
+}

@@ -144,7 +144,16 @@ func (n *NATS) Send(ctx context.Context, batch []Delivery) []Result {
 func (n *NATS) msg(d Delivery) *nats.Msg {
 	ev := d.Event
 	m := &nats.Msg{Subject: n.subject.Expand(ev), Data: ev.Body, Header: make(nats.Header, len(ev.Header)+6)}
-	eachHeader(d, func(k, v string) { m.Header[k] = append(m.Header[k], v) })
+	// Single values (nearly all of them) share one backing array.
+	vals := make([]string, 0, len(ev.Header)+6)
+	eachHeader(d, func(k, v string) {
+		if old, ok := m.Header[k]; ok {
+			m.Header[k] = append(old[:len(old):len(old)], v)
+			return
+		}
+		vals = append(vals, v)
+		m.Header[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	})
 	m.Header[jetstream.MsgIDHeader] = []string{ev.ID}
 	return m
 }
