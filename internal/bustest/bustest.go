@@ -87,17 +87,34 @@ func NATSCluster(dir string, n int) ([]*server.Server, error) {
 		}
 		servers = append(servers, s)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	// Ready when a meta leader sees every other server current: before
+	// that, a replicated stream may be refused ("no suitable peers").
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, s := range servers {
-			if s.JetStreamIsLeader() {
+			if s.JetStreamIsLeader() && allPeersCurrent(s, n) {
 				return servers, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	Shutdown(servers)
-	return nil, fmt.Errorf("nats cluster: no JetStream meta leader after 20s")
+	return nil, fmt.Errorf("nats cluster: no JetStream meta leader with %d current peers after 30s", n)
+}
+
+// allPeersCurrent reports whether the meta leader s sees the other n-1
+// servers online and caught up.
+func allPeersCurrent(s *server.Server, n int) bool {
+	info, err := s.Jsz(&server.JSzOptions{})
+	if err != nil || info.Meta == nil || len(info.Meta.Replicas) < n-1 {
+		return false
+	}
+	for _, p := range info.Meta.Replicas {
+		if !p.Current || p.Offline {
+			return false
+		}
+	}
+	return true
 }
 
 // Shutdown stops every server.
