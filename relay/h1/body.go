@@ -154,16 +154,18 @@ func (b *body) fail(err error) error {
 }
 
 // Close ends the exchange. The connection goes back to the pool only if
-// the body was read to its framed end without error, the response did
-// not end the connection and the context never fired on it; otherwise it
-// is closed.
+// the body was read to its framed end without error, nothing follows it,
+// the response did not end the connection and the context never fired on
+// it; otherwise it is closed.
 func (b *body) Close() error {
 	if b.closed {
 		return nil
 	}
 	b.closed = true
 	unhooked := b.stop == nil || b.stop()
-	if b.done && b.err == nil && !b.f.close && unhooked {
+	// Bytes past the framed end (a server that sent more than it said)
+	// would be read as the next answer: such a connection is closed.
+	if b.done && b.err == nil && !b.f.close && unhooked && b.c.br.Buffered() == 0 {
 		b.c.t.put(b.c)
 	} else {
 		b.c.close()

@@ -629,3 +629,25 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("%d goroutines after CloseIdleConnections, %d before", n, before)
 	}
 }
+
+func TestBytesPastFramedEndCloseConnection(t *testing.T) {
+	s := newRawServer(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		for readRequest(br) != nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for i := 0; i < 2; i++ {
+		resp, err := post(t, tr, s.URL(), "x")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if got := readAll(t, resp); got != "ok" {
+			t.Fatalf("body %q", got)
+		}
+	}
+	if n := s.accept.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2: a connection with bytes past the answer is not reused", n)
+	}
+}
