@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/h1"
 	"github.com/edgerelay/edgerelay/relay/inject"
 )
 
@@ -95,6 +96,19 @@ func newBackendRuntime(b *BackendConfig, old *backendRuntime) (*backendRuntime, 
 			// an event somewhere nobody configured.
 			CheckRedirect: noRedirect,
 		},
+	}
+	if u, err := url.Parse(b.URL); err == nil && u.Scheme == "http" && proxy == nil {
+		// Plain http, no proxy: the lean HTTP/1.1 transport, with tr for
+		// what it does not handle. The attempt's context (send) bounds
+		// each exchange, body included, as Timeout did.
+		rt.client.Transport = &h1.Transport{
+			Fallback:       tr,
+			DialTimeout:    5 * time.Second,
+			KeepAlive:      30 * time.Second,
+			IdleTimeout:    90 * time.Second,
+			MaxIdlePerHost: b.Concurrency * 2,
+		}
+		rt.client.Timeout = 0
 	}
 	if b.SignSecret != "" {
 		if rt.signer, err = auth.NewWebhookSigner(b.SignSecret); err != nil {
