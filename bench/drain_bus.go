@@ -163,6 +163,17 @@ func (e *env) relayBusDrain(b broker, n int) (float64, bool, error) {
 	return rate, ok, nil
 }
 
+// relayHeaders are the headers the relay puts on a record or message of
+// the bench's callbacks (what it forwards of the callback, then its
+// delivery headers), so that the bare client publishes the same bytes.
+func relayHeaders(id string) [][2]string {
+	return [][2]string{
+		{"Accept-Encoding", "gzip"}, {"Content-Type", "application/json"}, {"User-Agent", "edgerelay-bench"},
+		{"X-Relay-Event-Id", id}, {"X-Relay-Channel", "meta"}, {"X-Relay-Provider", "meta"}, {"X-Relay-Attempt", "1"},
+		{"X-Relay-Received-At", time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z07:00")},
+	}
+}
+
 // natsBroker is nats-server with JetStream storing in dir; streams RELAY
 // (relay.>) and BARE (bare.>).
 type natsBroker struct {
@@ -253,8 +264,12 @@ func (b *natsBroker) bare(n int, body func(int) []byte, _ func(int) string) (tim
 	}
 	msgs := make([]*nats.Msg, n)
 	for i := range msgs {
-		msgs[i] = &nats.Msg{Subject: "bare.meta", Data: body(i), Header: nats.Header{
-			"Nats-Msg-Id": {fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i)}, "Content-Type": {"application/json"}}}
+		id := fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i)
+		h := nats.Header{"Nats-Msg-Id": {id}}
+		for _, kv := range relayHeaders(id) {
+			h[kv[0]] = []string{kv[1]}
+		}
+		msgs[i] = &nats.Msg{Subject: "bare.meta", Data: body(i), Header: h}
 	}
 	start := time.Now()
 	futs := make([]jetstream.PubAckFuture, n)
@@ -369,8 +384,11 @@ func (b *kafkaBroker) bare(n int, body func(int) []byte, key func(int) string) (
 	defer cl.Close()
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
-		recs[i] = &kgo.Record{Topic: "bare.meta", Key: []byte(key(i)), Value: body(i),
-			Headers: []kgo.RecordHeader{{Key: "Content-Type", Value: []byte("application/json")}}}
+		var hs []kgo.RecordHeader
+		for _, kv := range relayHeaders(fmt.Sprintf("bare-%d", i)) {
+			hs = append(hs, kgo.RecordHeader{Key: kv[0], Value: []byte(kv[1])})
+		}
+		recs[i] = &kgo.Record{Topic: "bare.meta", Key: []byte(key(i)), Value: body(i), Headers: hs}
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex

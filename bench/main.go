@@ -33,7 +33,10 @@
 // in-memory Kafka) and, per round, (a) a bare client publishing -bus-n
 // 1 KB messages to it as fast as it can (nats.go asynchronous JetStream
 // publishes with Nats-Msg-Id, at most 4096 pending; franz-go's idempotent
-// producer with acks=all, keyed by sender) and (b) the relay: -bus-n events
+// producer with acks=all, keyed by sender), each with the headers the
+// relay puts on the same callback (what it forwards, then X-Relay-Event-Id,
+// -Channel, -Provider, -Attempt, -Received-At), so both publish the same
+// bytes, and (b) the relay: -bus-n events
 // posted while the broker is down (its port closed), then the broker
 // started and the rate measured from the first record stored to the last.
 // Every record is then read back: once per X-Relay-Event-Id, bodies byte
