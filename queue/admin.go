@@ -39,8 +39,10 @@ type BackendStats struct {
 	OldestReceivedAt time.Time
 }
 
-// Stats returns every known backend's counters. It is cheap: it reads memory only.
+// Stats returns every known backend's counters. It reads memory only, but after Open it first
+// waits until the backlog is counted (count.go).
 func (q *Queue) Stats() map[string]BackendStats {
+	q.waitCounted()
 	out := map[string]BackendStats{}
 	for _, s := range q.allScheds() {
 		s.mu.Lock()

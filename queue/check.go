@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,8 +23,10 @@ import (
 // damaged table, and reads a damaged entry of an older value-log file only when a delivery needs
 // it. The journal's replay stops at the first bad record. So Open first reads every file of the
 // queue without writing anything (Check) and refuses to start, naming the file, when one is
-// damaged; nothing is truncated or deleted. `edgerelay queue check` prints the same verdict and
-// `edgerelay queue salvage` copies what can be read into a fresh queue.
+// damaged; nothing is truncated or deleted. Tables and finished value-log files recorded as known
+// good with the same fingerprint are not read again (checked.go). `edgerelay queue check` reads
+// every file and prints the same verdict; `edgerelay queue salvage` copies what can be read into
+// a fresh queue.
 //
 // A torn tail is not damage: after a crash the file being written may end with an entry or
 // record cut short, followed by zeros or older data. Damage is a bad entry followed by valid
@@ -50,9 +51,13 @@ func (p Problem) String() string {
 
 // CheckReport is the verdict of Check.
 type CheckReport struct {
-	Files    int   // files read
-	Bytes    int64 // bytes read
-	Problems []Problem
+	Files int   // files read
+	Bytes int64 // bytes read
+	// Skipped and SkippedBytes count the files Open did not read because they were recorded as
+	// known good (always 0 from Check).
+	Skipped      int
+	SkippedBytes int64
+	Problems     []Problem
 	// TornTails lists files that end with an incomplete entry (normal after a crash).
 	TornTails []string
 }
@@ -81,72 +86,97 @@ var ErrInUse = errors.New("queue: in use by a running process (Badger's LOCK is 
 // Check reads every file of the queue directory dir without changing anything and reports the
 // damaged ones.
 func Check(dir string) (*CheckReport, error) {
+	rep, _, err := check(dir, nil)
+	return rep, err
+}
+
+// check is Check, except that the tables and finished value-log files recorded in known with
+// their current fingerprint are not read. It also returns what it learnt of those files.
+func check(dir string, known map[string]fingerprint) (*CheckReport, *knownFiles, error) {
 	if err := lockedElsewhere(dir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rep := &CheckReport{}
-	var vlogs []uint64
-	for _, e := range ents {
-		if num, ok := strings.CutSuffix(e.Name(), ".vlog"); ok {
-			if fid, err := strconv.ParseUint(num, 10, 32); err == nil {
-				vlogs = append(vlogs, fid)
-			}
-		}
-	}
-	sort.Slice(vlogs, func(i, j int) bool { return vlogs[i] < vlogs[j] })
+	kf := &knownFiles{atOpen: map[string]fingerprint{}, seenAtOpen: map[string]bool{}}
+	newest := newestVlog(ents)
 	for _, e := range ents {
 		name := e.Name()
 		p := filepath.Join(dir, name)
 		var probs []Problem
 		var torn bool
+		finished := skippable(name, newest)
+		var before fingerprint
+		var stable bool
+		if finished {
+			kf.seenAtOpen[name] = true
+			before, stable = statFingerprint(p)
+			if rec, ok := known[name]; ok && stable && rec == before {
+				rep.Skipped++
+				rep.SkippedBytes += before.size
+				kf.atOpen[name] = before
+				continue
+			}
+		} else if strings.HasSuffix(name, ".vlog") {
+			kf.seenAtOpen[name] = true
+		}
 		switch {
 		case name == "MANIFEST":
 			probs, torn, err = checkManifest(p, rep)
 		case strings.HasSuffix(name, ".sst"):
 			probs, err = checkTable(p, rep)
 		case strings.HasSuffix(name, ".vlog"):
-			sealed := len(vlogs) > 0 && !strings.HasSuffix(name, fmt.Sprintf("%06d.vlog", vlogs[len(vlogs)-1]))
-			probs, torn, err = checkLogFile(p, sealed, rep)
+			probs, torn, err = checkLogFile(p, finished, rep)
 		case strings.HasSuffix(name, ".mem"):
 			probs, torn, err = checkLogFile(p, false, rep)
 		default:
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rep.Problems = append(rep.Problems, probs...)
 		if torn {
 			rep.TornTails = append(rep.TornTails, p)
 		}
+		if finished && stable && len(probs) == 0 {
+			// Known good, unless it changed while it was read.
+			if after, ok := statFingerprint(p); ok && after == before {
+				kf.atOpen[name] = before
+			}
+		}
 	}
 	probs, torn, err := checkJournal(filepath.Join(dir, journalDirName), rep)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rep.Problems = append(rep.Problems, probs...)
 	rep.TornTails = append(rep.TornTails, torn...)
-	return rep, nil
+	return rep, kf, nil
 }
 
-// checkFiles runs Check on an existing queue before Badger opens it.
+// checkFiles checks an existing queue before Badger opens it, skipping the files recorded as
+// known good (checked.go), and keeps what it learnt of the finished files for the next record.
 func (q *Queue) checkFiles() error {
 	if _, err := os.Stat(filepath.Join(q.o.Dir, "MANIFEST")); errors.Is(err, fs.ErrNotExist) {
+		q.known = &knownFiles{atOpen: map[string]fingerprint{}, seenAtOpen: map[string]bool{}}
 		return nil
 	}
 	start := time.Now()
-	rep, err := Check(q.o.Dir)
+	rep, kf, err := check(q.o.Dir, readChecked(q.o.Dir))
 	if err != nil {
 		return fmt.Errorf("queue: check files: %w", err)
 	}
+	q.lastCheck = rep
 	if len(rep.Problems) > 0 {
 		return &CorruptError{Dir: q.o.Dir, Problems: rep.Problems}
 	}
+	q.known = kf
 	q.log.Info("queue: files checked", "files", rep.Files, "bytes", rep.Bytes,
+		"skipped_known_good", rep.Skipped, "skipped_bytes", rep.SkippedBytes,
 		"torn_tails", rep.TornTails, "duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }

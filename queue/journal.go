@@ -397,7 +397,11 @@ func (q *Queue) checkpoint(e uint64) error {
 	if err := q.syncBadger(); err != nil {
 		return err
 	}
-	return q.jr.writeCheckpoint(e)
+	if err := q.jr.writeCheckpoint(e); err != nil {
+		return err
+	}
+	q.recordKnown()
+	return nil
 }
 
 // syncBadger makes everything committed to Badger so far durable. DB.Sync syncs only the

@@ -129,6 +129,9 @@ type Options struct {
 	segmentSize int64
 	// noOverlay (tests of Badger's value log) writes every event to Badger at once.
 	noOverlay bool
+	// checkedEvery (tests) replaces how often checkpoints rewrite the record of known good
+	// files (checked.go).
+	checkedEvery time.Duration
 }
 
 // Event is one callback stored by the queue.
@@ -227,11 +230,22 @@ type Queue struct {
 	// skipCloseCheckpoint (tests) makes Close leave the journal as a crash would.
 	skipCloseCheckpoint bool
 
+	// known is what Open learnt of the finished files (nil InMemory): see checked.go.
+	// recordedAt is when the record of known good files was last written (cpMu).
+	known      *knownFiles
+	recordedAt time.Time
+	// lastCheck is the report of Open's check (tests).
+	lastCheck *CheckReport
+	// counted is closed once the backlog found at Open is counted (count.go).
+	counted chan struct{}
+
 	vlogSinceGC atomic.Int64  // bytes of event records written since the last GC cycle
 	gcKick      chan struct{} // runs a GC cycle before the period ends
 }
 
-// Open opens (or creates) the queue and loads the pending deliveries of every backend.
+// Open opens (or creates) the queue and loads the first pending deliveries of every backend.
+// The backlog is counted in the background: Stats, LiveBytes and admission by MaxSize wait for
+// that count (about a second per million deliveries).
 func Open(o Options) (*Queue, error) {
 	if !o.InMemory && o.Dir == "" {
 		return nil, errors.New("queue: open: Dir is required unless InMemory")
@@ -247,6 +261,7 @@ func Open(o Options) (*Queue, error) {
 
 		reclaimKick: make(chan struct{}, 1),
 		closing:     make(chan struct{}),
+		counted:     make(chan struct{}),
 		scheds:      map[string]*sched{},
 	}
 	if q.clock == nil {
@@ -312,19 +327,17 @@ func Open(o Options) (*Queue, error) {
 	}
 	wm := q.formatID(q.seq)
 	q.notified.Store(&wm)
-	if err := q.loadCounts(); err != nil {
+	if err := q.loadBackends(); err != nil {
 		q.closeFiles()
 		return nil, err
 	}
-	live, err := q.countLive()
-	if err != nil {
-		q.closeFiles()
-		return nil, fmt.Errorf("queue: open: count stored events: %w", err)
-	}
-	q.live.Store(live)
+	// The backlog is counted from what is stored now, before anything else is committed, while
+	// the queue already runs (count.go).
+	countTxn := q.db.NewTransaction(false)
 	if q.jr != nil {
 		// Everything replayed or written by loadMeta is made durable, and a new epoch starts.
 		if err := q.checkpointAll(); err != nil {
+			countTxn.Discard()
 			q.closeFiles()
 			return nil, fmt.Errorf("queue: open: checkpoint: %w", err)
 		}
@@ -336,7 +349,8 @@ func Open(o Options) (*Queue, error) {
 		q.measureFree()
 	}
 	q.reclaimQuiet = time.Now()
-	q.wg.Add(3)
+	q.wg.Add(4)
+	go q.countBacklog(countTxn)
 	go q.committer()
 	go q.syncer()
 	go q.sizeLoop()
@@ -401,49 +415,6 @@ func (q *Queue) loadMeta() error {
 	return nil
 }
 
-// loadCounts counts the pending deliveries and dead letters of every backend and fills each
-// backend's window.
-func (q *Queue) loadCounts() error {
-	pending := map[string]int{}
-	dead := map[string]int{}
-	err := q.db.View(func(txn *badger.Txn) error {
-		for _, p := range []struct {
-			prefix []byte
-			m      map[string]int
-		}{{prefixPending, pending}, {prefixDead, dead}} {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: p.prefix})
-			for it.Rewind(); it.Valid(); it.Next() {
-				b, _, ok := splitDeliveryKey(it.Item().Key())
-				if ok {
-					p.m[b]++
-				}
-			}
-			it.Close()
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("queue: open: count deliveries: %w", err)
-	}
-	for b, n := range pending {
-		s := q.sched(b)
-		s.pending = n
-		s.complete = false // refill below streams the first window in
-	}
-	for b, n := range dead {
-		q.sched(b).dead = n
-	}
-	for _, s := range q.allScheds() {
-		s.mu.Lock()
-		err := s.refill()
-		s.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("queue: open: load backend %q: %w", s.name, err)
-		}
-	}
-	return nil
-}
-
 // sched returns the scheduler of backend, creating it.
 func (q *Queue) sched(backend string) *sched {
 	q.schedMu.Lock()
@@ -493,6 +464,16 @@ func (q *Queue) Close() error {
 		q.mu.Lock()
 		q.closeErr = errors.Join(cpErr, q.closeFiles())
 		q.mu.Unlock()
+		if q.closeErr == nil && q.known != nil && !q.skipCloseCheckpoint {
+			// Badger is closed: every table and value-log file but the newest is finished.
+			names, err := finishedAtClose(q.o.Dir)
+			if err == nil {
+				err = q.recordFinished(names)
+			}
+			if err != nil {
+				q.log.Warn("queue: record of known good files not written; the next start reads every file", "err", err)
+			}
+		}
 		if q.closeErr != nil {
 			q.closeErr = fmt.Errorf("queue: close: %w", q.closeErr)
 		}

@@ -99,8 +99,11 @@ func DefaultMaxSize(dir string) int64 {
 }
 
 // LiveBytes returns the size of the event records the queue holds: what Options.MaxSize is
-// compared with.
-func (q *Queue) LiveBytes() int64 { return q.live.Load() }
+// compared with. After Open it first waits until the backlog is counted.
+func (q *Queue) LiveBytes() int64 {
+	q.waitCounted()
+	return q.live.Load()
+}
 
 // MaxSize returns Options.MaxSize (0: no limit).
 func (q *Queue) MaxSize() int64 { return q.o.MaxSize }
@@ -128,6 +131,9 @@ func uvarintLen(x uint64) int {
 
 // admit decides whether an event record of n bytes may be stored.
 func (q *Queue) admit(n int64) error {
+	if q.o.MaxSize > 0 {
+		q.waitCounted() // the live bytes are partial until then
+	}
 	if q.o.MaxSize > 0 && q.live.Load()+n > q.o.MaxSize {
 		return ErrFull
 	}
@@ -291,7 +297,7 @@ func tightenNew(p string, fi fs.FileInfo) {
 // maybeReclaim starts a reclaim when the queue is idle: no delivery pending, nothing enqueued
 // for reclaimIdle, and something deleted since the last reclaim. sizeLoop only.
 func (q *Queue) maybeReclaim(now time.Time) {
-	if q.o.InMemory || q.o.GCInterval < 0 {
+	if q.o.InMemory || q.o.GCInterval < 0 || !q.isCounted() {
 		return
 	}
 	c := q.commits.Load()

@@ -1,0 +1,264 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// smallFiles makes a few MB of events span several value-log files and tables.
+func smallFiles(o *badger.Options) {
+	o.ValueLogFileSize = 1 << 20
+	o.MemTableSize = 1 << 20
+	o.BaseTableSize = 256 << 10
+	o.BaseLevelSize = 1 << 20
+	o.NumLevelZeroTables = 1
+}
+
+// fillBacklog enqueues n events of 4 KB for backend "b" (never delivered).
+func fillBacklog(t *testing.T, q *Queue, n int) {
+	t.Helper()
+	for i := range n {
+		ev := newEvent("", "b")
+		ev.Body = []byte(strings.Repeat(string(rune('a'+i%26)), 4000))
+		enqueue(t, q, ev)
+	}
+}
+
+// finishedFiles lists the tables and value-log files but the newest in dir.
+func finishedFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := finishedAtClose(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// TestStartCheckSkipsKnownGoodFiles: after a clean Close, the next Open does not read the
+// tables and finished value-log files again (they are recorded with their fingerprints), but a
+// recorded file that was changed since is read and refused by name, even with its modification
+// time set back; Check still reads every file.
+func TestStartCheckSkipsKnownGoodFiles(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, noOverlay: true, GCInterval: -1, tweak: smallFiles}
+	q, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillBacklog(t, q, 800)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	finished := finishedFiles(t, dir)
+	var vlogs, tables []string
+	for _, n := range finished {
+		if strings.HasSuffix(n, ".vlog") {
+			vlogs = append(vlogs, n)
+		} else {
+			tables = append(tables, n)
+		}
+	}
+	if len(vlogs) < 2 || len(tables) < 1 {
+		t.Fatalf("want finished value-log files and tables, have %v", finished)
+	}
+	rec := readChecked(dir)
+	for _, n := range finished {
+		if _, ok := rec[n]; !ok {
+			t.Fatalf("%s not recorded at Close; record: %v", n, rec)
+		}
+	}
+
+	// Unchanged: skipped.
+	q, err = Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := q.lastCheck
+	var skippedBytes int64
+	for _, n := range finished {
+		fi, _ := os.Stat(filepath.Join(dir, n))
+		skippedBytes += fi.Size()
+	}
+	if rep.Skipped != len(finished) || rep.SkippedBytes != skippedBytes {
+		for _, n := range finished {
+			f, _ := statFingerprint(filepath.Join(dir, n))
+			t.Logf("%s now %v recorded %v", n, f, rec[n])
+		}
+		t.Fatalf("Open skipped %d files (%d bytes), want the %d finished ones (%d bytes)", rep.Skipped, rep.SkippedBytes, len(finished), skippedBytes)
+	}
+	if st := q.Stats()["b"]; st.Pending != 800 {
+		t.Fatalf("pending %d after restart, want 800", st.Pending)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	full, err := Check(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Skipped != 0 || full.Files < len(finished)+2 || full.Bytes < skippedBytes {
+		t.Fatalf("Check read %d files (%d bytes) and skipped %d: want every file", full.Files, full.Bytes, full.Skipped)
+	}
+
+	// Changed: read and refused, the damaged file named.
+	victim := filepath.Join(dir, vlogs[0])
+	before, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage := func(p string) {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := make([]byte, 4)
+		off := before.Size() / 2
+		f.ReadAt(b, off)
+		for i := range b {
+			b[i] ^= 0x5a
+		}
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(victim)
+	// A program setting the modification time back does not hide the change (the change time
+	// moves, and no program can set it).
+	if err := os.Chtimes(victim, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(o)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].File != victim {
+		t.Fatalf("open after damaging %s: %v, want a CorruptError naming it", victim, err)
+	}
+}
+
+// TestStartCheckAfterCrash: without a clean Close (a crash), the record written at checkpoints
+// lets Open skip what was finished by then, and a file finished since is read in full: damage
+// in it is refused.
+func TestStartCheckAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	o := Options{Dir: dir, noOverlay: true, GCInterval: -1, tweak: smallFiles, segmentSize: 64 << 10, checkedEvery: time.Millisecond}
+	q, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillBacklog(t, q, 600)
+	// The checkpointer records at its next checkpoint; wait until the record lists finished
+	// value-log files.
+	waitFor(t, "finished files recorded", func() bool {
+		n := 0
+		for name := range readChecked(dir) {
+			if strings.HasSuffix(name, ".vlog") {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	recorded := readChecked(dir)
+	q.skipCloseCheckpoint = true // Close then leaves the journal and the record as a crash would
+	fillBacklog(t, q, 300)
+	q.Close()
+
+	var unrecorded []string
+	for _, n := range finishedFiles(t, dir) {
+		if _, ok := recorded[n]; !ok && strings.HasSuffix(n, ".vlog") {
+			unrecorded = append(unrecorded, n)
+		}
+	}
+	if len(unrecorded) == 0 {
+		t.Fatalf("no value-log file finished after the record %v", recorded)
+	}
+
+	// Damage in a value-log file finished after the last record is found: that file is read.
+	victim := filepath.Join(dir, unrecorded[0])
+	f, err := os.OpenFile(victim, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	orig := make([]byte, 4)
+	f.ReadAt(orig, fi.Size()/2)
+	f.WriteAt([]byte{0xde, 0xad, 0xbe, 0xef}, fi.Size()/2)
+	_, err = Open(o)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Problems[0].File != victim {
+		t.Fatalf("open with %s damaged: %v, want a CorruptError naming it", victim, err)
+	}
+
+	// Undamaged, the crashed queue opens with the recorded files skipped and nothing lost.
+	f.WriteAt(orig, fi.Size()/2)
+	q, err = Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	rep := q.lastCheck
+	if rep.Skipped == 0 || rep.Skipped > len(recorded) {
+		t.Fatalf("skipped %d files, want some of the %d recorded", rep.Skipped, len(recorded))
+	}
+	if st := q.Stats()["b"]; st.Pending != 900 {
+		t.Fatalf("pending %d after the crash, want 900", st.Pending)
+	}
+}
+
+// TestBacklogCountedWhileRunning: the counters of a reopened backlog are exact although the
+// backlog is counted in the background while events are enqueued and delivered.
+func TestBacklogCountedWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	q := openDisk(t, Options{Dir: dir, noOverlay: true})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 250 {
+				if _, err := q.Enqueue(context.Background(), newEvent("", "b"), 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	q.Close()
+
+	q, err := Open(Options{Dir: dir, MaxSize: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx := context.Background()
+	for range 5 {
+		ev := newEvent("", "b")
+		if _, err := q.Enqueue(ctx, ev, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		ack(t, q, next(t, q, "b"))
+	}
+	if st := q.Stats()["b"]; st.Pending != 2002 || st.InFlight != 0 {
+		t.Fatalf("after reopening 2000, enqueueing 5 and delivering 3: %+v, want 2002 pending", st)
+	}
+	want, err := q.countLive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.LiveBytes(); got != want {
+		t.Fatalf("live bytes %d, a recount says %d", got, want)
+	}
+}
