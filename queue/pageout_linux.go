@@ -10,14 +10,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mapping is one memory-mapped value-log file, as /proc/self/maps lists it.
+// mapping is one memory-mapped value-log file or table, as /proc/self/maps lists it.
 type mapping struct {
 	start, end uintptr
-	fid        uint64
+	fid        uint64 // the file's number
+	table      bool   // a table (.sst), else a value-log file
 }
 
-// vlogMappings lists the value-log files of dir mapped into this process.
-func vlogMappings(dir string) ([]mapping, error) {
+// fileMappings lists the value-log files and tables of dir mapped into this process.
+func fileMappings(dir string) ([]mapping, error) {
 	data, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return nil, err
@@ -31,10 +32,15 @@ func vlogMappings(dir string) ([]mapping, error) {
 		}
 		name := strings.TrimSpace(string(line[i+len(prefix):]))
 		num, ok := strings.CutSuffix(name, ".vlog")
+		table := false
+		if !ok {
+			num, ok = strings.CutSuffix(name, ".sst")
+			table = true
+		}
 		if !ok || strings.ContainsRune(num, '/') {
 			continue // another file, or " (deleted)"
 		}
-		fid, err := strconv.ParseUint(num, 10, 32)
+		fid, err := strconv.ParseUint(num, 10, 64)
 		if err != nil {
 			continue
 		}
@@ -48,44 +54,73 @@ func vlogMappings(dir string) ([]mapping, error) {
 		if err1 != nil || err2 != nil || e <= s {
 			continue
 		}
-		out = append(out, mapping{start: uintptr(s), end: uintptr(e), fid: fid})
+		out = append(out, mapping{start: uintptr(s), end: uintptr(e), fid: fid, table: table})
 	}
 	return out, nil
 }
 
 // pageOutSealedLogs asks the kernel to reclaim the pages of the value-log files Badger has
-// finished writing (every one but the newest). Badger maps its value log into memory, so each
-// page the queue wrote stays resident in the relay's memory until the file is deleted by GC,
-// which for a pass-through load happens seconds later and for a backlog not until it drains.
-// Sealed files were synced when Badger finished them, so their pages are clean and the kernel
-// drops them without I/O; a body read later (a backlog's delivery) is read back from disk.
-// MADV_PAGEOUT only moves pages out of memory, never changes what they hold, so it is harmless
-// even on a range that was remapped since /proc/self/maps was read (outside the lock, so commits
-// wait only for the madvise calls); the calls are made under writeMu anyway, where Badger neither
-// rotates nor deletes value-log files. Kernels before 5.4 reject it (EINVAL): nothing
-// happens then.
+// finished writing (every one but the newest), and once the pages of each new table. Badger maps
+// its value log and its tables into memory, so each page the queue wrote stays resident in the
+// relay's memory until the file is deleted: a value-log file by GC, which for a pass-through load
+// happens seconds later and for a backlog not until it drains; a table by a compaction, which for
+// the tables of a backlog (about 200 bytes per event: a million events make 200 MB of tables)
+// may not come for as long. Sealed value-log files were synced when Badger finished them, and a
+// table is synced before Badger uses it, so their pages are clean and the kernel drops them
+// without I/O; a body or a block read later (a backlog's delivery) is read back from disk, and
+// what lookups keep reading stays resident. A table is paged out one tick after it is first seen
+// mapped (Badger writes it through its mapping first), and only once: later reads fault in what
+// they need. MADV_PAGEOUT only moves pages out of memory, never changes what they hold, so it is
+// harmless even on a range that was remapped since /proc/self/maps was read (outside the lock,
+// so commits wait only for the madvise calls); the calls are made under writeMu anyway, where
+// Badger neither rotates nor deletes value-log files. Kernels before 5.4 reject it (EINVAL):
+// nothing happens then.
 func (q *Queue) pageOutSealedLogs() {
 	if q.absDir == "" || q.pageOutUnsupported {
 		return
 	}
-	maps, err := vlogMappings(q.absDir)
-	if err != nil || len(maps) < 2 {
+	maps, err := fileMappings(q.absDir)
+	if err != nil {
 		return
+	}
+	if q.tablesSeen == nil {
+		q.tablesSeen = map[uint64]bool{}
 	}
 	q.writeMu.Lock()
 	defer q.writeMu.Unlock()
 	var newest uint64
+	vlogs := 0
 	for _, m := range maps {
-		newest = max(newest, m.fid)
+		if !m.table {
+			newest = max(newest, m.fid)
+			vlogs++
+		}
 	}
+	mapped := map[uint64]bool{}
 	for _, m := range maps {
-		if m.fid == newest {
+		if m.table {
+			mapped[m.fid] = true
+			paged, seen := q.tablesSeen[m.fid]
+			if !seen {
+				q.tablesSeen[m.fid] = false // next tick
+				continue
+			}
+			if paged {
+				continue
+			}
+			q.tablesSeen[m.fid] = true
+		} else if vlogs < 2 || m.fid == newest {
 			continue
 		}
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_PAGEOUT)
 		if errno == unix.EINVAL {
 			q.pageOutUnsupported = true
 			return
+		}
+	}
+	for fid := range q.tablesSeen {
+		if !mapped[fid] {
+			delete(q.tablesSeen, fid)
 		}
 	}
 }

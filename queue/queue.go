@@ -185,6 +185,8 @@ type Queue struct {
 
 	absDir             string // Dir made absolute, as /proc/self/maps names files; "" InMemory
 	pageOutUnsupported bool   // the kernel rejected MADV_PAGEOUT; sizeLoop only
+	// tablesSeen holds the tables mapped at the last page-out, true once paged out; sizeLoop only.
+	tablesSeen map[uint64]bool
 
 	// mu guards closed and the ops channel sends, so nothing is sent once Close has begun.
 	mu       sync.RWMutex
