@@ -101,7 +101,7 @@ func check(dir string, known map[string]fingerprint) (*CheckReport, *knownFiles,
 		return nil, nil, err
 	}
 	rep := &CheckReport{}
-	kf := &knownFiles{atOpen: map[string]fingerprint{}, seenAtOpen: map[string]bool{}}
+	kf := &knownFiles{atOpen: map[string]fingerprint{}, seenAtOpen: map[string]bool{}, synced: map[string]bool{}}
 	newest := newestVlog(ents)
 	for _, e := range ents {
 		name := e.Name()
@@ -118,10 +118,12 @@ func check(dir string, known map[string]fingerprint) (*CheckReport, *knownFiles,
 				rep.Skipped++
 				rep.SkippedBytes += before.size
 				kf.atOpen[name] = before
+				kf.synced[name] = true
 				continue
 			}
 		} else if strings.HasSuffix(name, ".vlog") {
 			kf.seenAtOpen[name] = true
+			kf.writing = name
 		}
 		switch {
 		case name == "MANIFEST":

@@ -146,21 +146,22 @@ type knownFiles struct {
 	atOpen map[string]fingerprint
 	// seenAtOpen holds the names of every table and value-log file present at Open.
 	seenAtOpen map[string]bool
+	// writing is the value-log file Badger was to go on writing at Open (the newest).
+	writing string
+	// synced holds the value-log files Open skipped: recorded, so synced before the record was
+	// written, and unchanged since. Checkpoints need not sync them again.
+	synced map[string]bool
 }
 
 // admit reports whether the finished file name, now with fingerprint f, may be recorded: a
 // file created since Open (the queue wrote it), the newest value-log file of Open (the queue
 // finished it), or a file that is as Open found it good.
 func (k *knownFiles) admit(name string, f fingerprint) bool {
-	if !k.seenAtOpen[name] {
+	if !k.seenAtOpen[name] || name == k.writing {
 		return true
 	}
 	old, ok := k.atOpen[name]
-	if !ok {
-		// Present at Open but not recorded nor read: the value-log file being written then.
-		return strings.HasSuffix(name, ".vlog")
-	}
-	return old == f
+	return ok && old == f
 }
 
 // recordFinished writes the record of dir from the finished files listed (names), keeping

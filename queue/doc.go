@@ -30,11 +30,12 @@
 // that backend until the blocking delivery succeeds or becomes a dead letter; other backends are
 // never affected. The default window (10000) makes this rare.
 //
-// Resident memory: Badger maps its value log (where bodies live) into memory, so every page the
-// queue writes would stay in the relay's resident set until value-log GC deletes its file, which
-// takes seconds under a pass-through load and lasts as long as a backlog does. On Linux the queue
-// asks the kernel (madvise MADV_PAGEOUT, every 250 ms) to reclaim the pages of the value-log files
-// Badger has finished and synced; a body read later comes back from disk.
+// Resident memory: Badger maps its value log (where bodies live) and its tables into memory, so
+// every page the queue writes would stay in the relay's resident set until value-log GC or a
+// compaction deletes its file, which takes seconds under a pass-through load and lasts as long as
+// a backlog does. On Linux the queue asks the kernel (madvise MADV_PAGEOUT, every 250 ms) to
+// reclaim the pages of the value-log files Badger has finished and synced, and once those of each
+// table Badger has written; a body or block read later comes back from disk.
 //
 // Durability: Enqueue, Replay and Purge return after an fsync. Ack, Retry and Dead return once
 // written (they survive a process crash at once, and a power cut after the next group commit);
@@ -42,9 +43,11 @@
 //
 // Disk: Enqueue refuses (ErrDiskFull) before Badger's memory-mapped writes could reach the end of
 // the file system, a ballast file gives a restart on a full disk room to open and drain, and an
-// idle, drained queue is compacted back to its floor (space.go). Open reads every file first and
-// refuses damaged ones by name without changing them; Check and Salvage are the offline tools
-// (check.go, salvage.go).
+// idle, drained queue is compacted back to its floor (space.go). Open reads the files first and
+// refuses damaged ones by name without changing them, skipping the tables and finished value-log
+// files recorded as known good and unchanged since (checked.go); it counts the backlog in the
+// background (count.go). Check and Salvage are the offline tools (check.go, salvage.go); Check
+// reads every file.
 //
 // The queue never performs HTTP and knows nothing of configuration files.
 package queue

@@ -428,6 +428,9 @@ func (q *Queue) syncBadger() error {
 				continue
 			}
 			j.vlogFrom = max(j.vlogFrom, fid)
+			if q.known != nil && q.known.synced[name] {
+				continue // recorded as known good: synced before, unchanged since (checked.go)
+			}
 		} else if !strings.HasSuffix(name, ".mem") {
 			continue
 		}
