@@ -18,8 +18,13 @@ import (
 // the snapshot's count makes them exact. Until then the counters are partial: Stats, LiveBytes
 // and admission by Options.MaxSize wait for the count, and an idle queue is not reclaimed.
 
-// countCheckEvery is how many keys the count reads between looks at whether the queue closes.
-const countCheckEvery = 4096
+// countCheckEvery is how many keys the count reads between looks at whether the queue closes;
+// countPageOutEvery how many between asking the kernel to drop the table pages it read (reading
+// every key would otherwise leave all the tables of the backlog resident).
+const (
+	countCheckEvery   = 4096
+	countPageOutEvery = 64 << 10
+)
 
 // loadBackends creates the scheduler of every backend with pending deliveries or dead letters
 // and streams the first window of each backend's pending deliveries in.
@@ -78,6 +83,9 @@ func (q *Queue) countBacklog(txn *badger.Txn) {
 		if n%countCheckEvery != 0 {
 			return false
 		}
+		if n%countPageOutEvery == 0 {
+			q.pageOutTables()
+		}
 		select {
 		case <-q.closing:
 			return true
@@ -110,6 +118,7 @@ func (q *Queue) countBacklog(txn *badger.Txn) {
 	if err == nil {
 		err = count(prefixEvent, func(it *badger.Iterator) { live += it.Item().ValueSize() })
 	}
+	q.pageOutTables()
 	if errors.Is(err, errCountStopped) {
 		return
 	}
