@@ -22,8 +22,8 @@ import (
 // in <Dir>/checked with its fingerprint: size, modification and change times in nanoseconds,
 // inode and device. At the next Open, a table or finished value-log file whose fingerprint is
 // the recorded one is not read again; any other file is (the newest value-log file, memtable
-// logs, the MANIFEST and the journal always are: they are the ones being written, where a crash
-// leaves torn or damaged data, and they change with every run).
+// logs, the MANIFEST and the journal segments after the checkpoint always are: they are the ones
+// being written, where a crash leaves torn or damaged data, and they change with every run).
 //
 // What this gives up: a file damaged in place without its size, times or inode changing, which
 // only happens below the file system (a disk returning wrong bytes, a write to the raw device).
