@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -273,5 +274,62 @@ func TestBacklogCountedWhileRunning(t *testing.T) {
 	}
 	if got := q.LiveBytes(); got != want {
 		t.Fatalf("live bytes %d, a recount says %d", got, want)
+	}
+}
+
+// TestAdmissionDuringBacklogCount: after a restart with a backlog, callbacks are admitted while
+// the backlog is still being counted when the queue's files are well below max_size; near it,
+// admission waits for the exact count and then refuses what does not fit.
+func TestAdmissionDuringBacklogCount(t *testing.T) {
+	dir := t.TempDir()
+	q := openDisk(t, Options{Dir: dir, noOverlay: true})
+	for range 300 {
+		ev := newEvent("", "b")
+		ev.Body = bytes.Repeat([]byte("x"), 4096)
+		enqueue(t, q, ev)
+	}
+	q.Close()
+
+	gate := make(chan struct{})
+	q, err := Open(Options{Dir: dir, MaxSize: 1 << 30, countGate: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := q.Enqueue(context.Background(), newEvent("", "b"), 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an event well under max_size waited for the backlog count")
+	}
+	close(gate)
+	q.Close()
+
+	// max_size below what the files hold: the first admission waits for the exact count, which
+	// shows the 300 stored events (1.2 MB) leave no room.
+	gate = make(chan struct{})
+	q, err = Open(Options{Dir: dir, MaxSize: 1 << 20, countGate: gate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	go func() {
+		_, err := q.Enqueue(context.Background(), newEvent("", "b"), 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("admitted near max_size before the backlog was counted: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(gate)
+	if err := <-done; !errors.Is(err, ErrFull) {
+		t.Fatalf("near max_size after the count: %v, want ErrFull", err)
 	}
 }

@@ -15,8 +15,11 @@ import (
 // that runs in the background (countBacklog), so a relay with a large backlog takes callbacks
 // and delivers at once. The count reads a snapshot taken in Open before anything else is
 // committed; every change committed since has already moved the counters (from 0), so adding
-// the snapshot's count makes them exact. Until then the counters are partial: Stats, LiveBytes
-// and admission by Options.MaxSize wait for the count, and an idle queue is not reclaimed.
+// the snapshot's count makes them exact. Until then the counters are partial: Stats and
+// LiveBytes wait for the count, and an idle queue is not reclaimed. Admission by Options.MaxSize
+// does not wait while the queue's files (which hold at least the live bytes) are below MaxSize:
+// callbacks are taken at once after a restart; only near the limit does it wait for the exact
+// count.
 
 // countCheckEvery is how many keys the count reads between looks at whether the queue closes;
 // countPageOutEvery how many between asking the kernel to drop the table pages it read (reading
@@ -73,6 +76,12 @@ func (q *Queue) countBacklog(txn *badger.Txn) {
 	defer q.wg.Done()
 	defer close(q.counted)
 	defer txn.Discard()
+	if g := q.o.countGate; g != nil {
+		select {
+		case <-g:
+		case <-q.closing:
+		}
+	}
 	start := time.Now()
 	pending := map[string]int{}
 	dead := map[string]int{}

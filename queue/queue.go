@@ -133,6 +133,8 @@ type Options struct {
 	segmentSize int64
 	// noOverlay (tests of Badger's value log) writes every event to Badger at once.
 	noOverlay bool
+	// countGate (tests) holds the background count of the backlog until it is closed.
+	countGate chan struct{}
 	// checkedEvery (tests) replaces how often checkpoints rewrite the record of known good
 	// files (checked.go).
 	checkedEvery time.Duration

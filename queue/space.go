@@ -131,8 +131,10 @@ func uvarintLen(x uint64) int {
 
 // admit decides whether an event record of n bytes may be stored.
 func (q *Queue) admit(n int64) error {
-	if q.o.MaxSize > 0 {
-		q.waitCounted() // the live bytes are partial until then
+	if q.o.MaxSize > 0 && !q.isCounted() && (q.o.InMemory || q.Size()+n > q.o.MaxSize) {
+		// The live bytes are partial until the backlog is counted; the queue's files hold at
+		// least them, so only when those come near MaxSize is the exact count needed.
+		q.waitCounted()
 	}
 	if q.o.MaxSize > 0 && q.live.Load()+n > q.o.MaxSize {
 		return ErrFull
