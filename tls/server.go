@@ -129,6 +129,10 @@ type ACMEConfig struct {
 	RenewCheckInterval time.Duration
 	// DisableOCSPStapling turns off OCSP stapling (on by default).
 	DisableOCSPStapling bool
+	// DisableARI turns off ACME Renewal Information (RFC 9773, on by
+	// default): renewal then follows RenewalWindowRatio alone and a renewal
+	// order names no certificate it replaces.
+	DisableARI bool
 }
 
 // Server is the certificate source and TLS policy of one listener.
@@ -361,6 +365,7 @@ func (s *Server) setupACME(k checked) error {
 	})
 	s.magic = certmagic.New(s.cache, certmagic.Config{
 		RenewalWindowRatio: a.RenewalWindowRatio,
+		DisableARI:         a.DisableARI,
 		Storage:            &certmagic.FileStorage{Path: filepath.Join(s.cfg.StorageDir, "certs")},
 		Logger:             zl,
 		OnEvent:            s.onMagicEvent,
