@@ -60,17 +60,24 @@ func (f fingerprint) String() string {
 	return fmt.Sprintf("%d %d %d %d %d", f.size, f.mtime, f.ctime, f.ino, f.dev)
 }
 
+// vlogID returns the file id of a value-log file name ("000012.vlog" → 12).
+func vlogID(name string) (uint64, bool) {
+	num, ok := strings.CutSuffix(name, ".vlog")
+	if !ok {
+		return 0, false
+	}
+	fid, err := strconv.ParseUint(num, 10, 32)
+	return fid, err == nil
+}
+
 // skippable reports whether name is a file the start-up check may skip when it is recorded:
 // a table, or a value-log file older than the newest one (newestVlog).
 func skippable(name string, newestVlog uint64) bool {
 	if strings.HasSuffix(name, ".sst") {
 		return true
 	}
-	if num, ok := strings.CutSuffix(name, ".vlog"); ok {
-		fid, err := strconv.ParseUint(num, 10, 32)
-		return err == nil && fid < newestVlog
-	}
-	return false
+	fid, ok := vlogID(name)
+	return ok && fid < newestVlog
 }
 
 // readChecked returns the record of dir; an empty one when it is missing or unreadable.
@@ -207,10 +214,8 @@ func finishedAtClose(dir string) ([]string, error) {
 func newestVlog(ents []fs.DirEntry) uint64 {
 	var newest uint64
 	for _, e := range ents {
-		if num, ok := strings.CutSuffix(e.Name(), ".vlog"); ok {
-			if fid, err := strconv.ParseUint(num, 10, 32); err == nil {
-				newest = max(newest, fid)
-			}
+		if fid, ok := vlogID(e.Name()); ok {
+			newest = max(newest, fid)
 		}
 	}
 	return newest

@@ -137,11 +137,13 @@ func (q *Queue) countBacklog(txn *badger.Txn) {
 		q.log.Error("queue: counting the backlog failed: depth and size figures are low until restart", "err", err)
 		return
 	}
+	total := 0
 	for b, c := range pending {
 		s := q.sched(b)
 		s.mu.Lock()
 		s.pending += c
 		s.mu.Unlock()
+		total += c
 	}
 	for b, c := range dead {
 		s := q.sched(b)
@@ -150,10 +152,6 @@ func (q *Queue) countBacklog(txn *badger.Txn) {
 		s.mu.Unlock()
 	}
 	q.live.Add(live)
-	total := 0
-	for _, c := range pending {
-		total += c
-	}
 	q.log.Info("queue: backlog counted", "pending", total, "live_bytes", live,
 		"duration", time.Since(start).Round(time.Millisecond))
 }

@@ -36,7 +36,7 @@ func (q *Queue) Enqueue(ctx context.Context, ev *Event, dedupeWindow time.Durati
 	stored := *ev
 	stored.Backends = backends
 	val := encodeEvent(&stored)
-	cost := recordCost(len(prefixEvent)+32, len(val), q.o.InMemory)
+	cost := q.eventCost(len(val))
 	if err := q.admit(cost); err != nil {
 		return EnqueueResult{}, err
 	}

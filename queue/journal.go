@@ -428,9 +428,9 @@ func (q *Queue) syncBadger() error {
 	from := j.vlogFrom
 	for _, e := range ents {
 		name := e.Name()
-		if num, ok := strings.CutSuffix(name, ".vlog"); ok {
-			fid, err := strconv.ParseUint(num, 10, 32)
-			if err != nil || fid < from {
+		if strings.HasSuffix(name, ".vlog") {
+			fid, ok := vlogID(name)
+			if !ok || fid < from {
 				continue
 			}
 			j.vlogFrom = max(j.vlogFrom, fid)

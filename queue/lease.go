@@ -177,7 +177,12 @@ func (q *Queue) loadLeases(s *sched, its []*item, now time.Time) ([]*Lease, erro
 			return nil
 		})
 		if err != nil {
-			return nil, q.giveBack(ls, err)
+			for _, l := range ls {
+				if l != nil {
+					q.Release(l)
+				}
+			}
+			return nil, err
 		}
 		for i, err := range bad {
 			q.deadUnreadable(ls[i], err)
@@ -196,21 +201,8 @@ func (q *Queue) loadLeases(s *sched, its []*item, now time.Time) ([]*Lease, erro
 // noteCost records the live-bytes cost of an event record of n bytes read for it.
 func (q *Queue) noteCost(it *item, n int) {
 	if it.cost == 0 {
-		it.cost = recordCost(len(prefixEvent)+32, n, q.o.InMemory)
+		it.cost = q.eventCost(n)
 	}
-}
-
-// giveBack releases every lease of ls (nil entries skipped) and returns err, or the first of errs.
-func (q *Queue) giveBack(ls []*Lease, errs ...error) error {
-	for _, l := range ls {
-		if l != nil {
-			q.Release(l)
-		}
-	}
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
 }
 
 // deadUnreadable dead-letters a lease whose event record cannot be read.
@@ -244,6 +236,15 @@ func (q *Queue) finishLease(ls []*Lease, o *op) error {
 		return wrapErr(fmt.Sprintf("complete %d deliveries to %s", len(ls), ls[0].s.name), err)
 	}
 	return nil
+}
+
+// attempted is the delivery's record with this attempt counted and its error.
+func (l *Lease) attempted(lastErr string) record {
+	rec := *l.it.rec
+	rec.Attempts = l.Attempt
+	rec.FirstAttemptAt = l.FirstAttemptAt
+	rec.LastError = lastErr
+	return rec
 }
 
 func (q *Queue) takeLease(l *Lease) error {
@@ -324,11 +325,8 @@ func (q *Queue) Retry(l *Lease, at time.Time, lastErr string) error {
 		return err
 	}
 	s, it := l.s, l.it
-	rec := *it.rec
-	rec.Attempts = l.Attempt
-	rec.FirstAttemptAt = l.FirstAttemptAt
+	rec := l.attempted(lastErr)
 	rec.Due = at
-	rec.LastError = lastErr
 	o := &op{}
 	o.apply = func(w *writer) error {
 		if err := w.set(badger.NewEntry(deliveryKey(prefixPending, s.name, it.id), rec.encode())); err != nil {
@@ -352,10 +350,7 @@ func (q *Queue) Dead(l *Lease, lastErr string) error {
 		return err
 	}
 	s, it := l.s, l.it
-	rec := *it.rec
-	rec.Attempts = l.Attempt
-	rec.FirstAttemptAt = l.FirstAttemptAt
-	rec.LastError = lastErr
+	rec := l.attempted(lastErr)
 	rec.DeadAt = q.clock.Now()
 	o := &op{}
 	o.apply = func(w *writer) error {

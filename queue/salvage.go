@@ -103,7 +103,7 @@ func Salvage(src, dst string, log *slog.Logger) (*SalvageReport, error) {
 			isVlog := strings.HasSuffix(name, ".vlog")
 			var fid uint64
 			if isVlog {
-				fid, _ = strconv.ParseUint(strings.TrimSuffix(name, ".vlog"), 10, 32)
+				fid, _ = vlogID(name)
 				vlogFiles[uint32(fid)] = p
 			}
 			skipped := walkLogTolerant(data, func(off int64, e logEntry) {

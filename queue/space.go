@@ -120,6 +120,12 @@ func recordCost(keyLen, n int, inMem bool) int64 {
 	return int64(n + h - 6)
 }
 
+// eventCost is recordCost for an event record of n bytes (under its key: the prefix and a
+// 32-character id).
+func (q *Queue) eventCost(n int) int64 {
+	return recordCost(len(prefixEvent)+32, n, q.o.InMemory)
+}
+
 func uvarintLen(x uint64) int {
 	n := 1
 	for x >= 0x80 {
