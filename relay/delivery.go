@@ -101,13 +101,8 @@ func newBackendRuntime(b *BackendConfig, old *backendRuntime) (*backendRuntime, 
 		// Plain http, no proxy: the lean HTTP/1.1 transport, with tr for
 		// what it does not handle. The attempt's context (send) bounds
 		// each exchange, body included, as Timeout did.
-		rt.client.Transport = &h1.Transport{
-			Fallback:       tr,
-			DialTimeout:    5 * time.Second,
-			KeepAlive:      30 * time.Second,
-			IdleTimeout:    90 * time.Second,
-			MaxIdlePerHost: b.Concurrency * 2,
-		}
+		// Its dial, keep-alive and idle defaults are tr's settings.
+		rt.client.Transport = &h1.Transport{Fallback: tr, MaxIdlePerHost: b.Concurrency * 2}
 		rt.client.Timeout = 0
 	}
 	if b.SignSecret != "" {
@@ -323,8 +318,7 @@ func (d *deliverer) work() {
 			return
 		}
 		rt := d.rt.Load()
-		if rt.cfg.Retry.MaxAge > 0 && time.Since(l.Event.ReceivedAt) > rt.cfg.Retry.MaxAge {
-			d.deadLetter(l, fmt.Sprintf("max_age %s exceeded", rt.cfg.Retry.MaxAge), "max_age")
+		if d.expired(rt, l) {
 			continue
 		}
 		if rt.limiter != nil {
@@ -349,6 +343,16 @@ func (d *deliverer) work() {
 	}
 }
 
+// expired dead-letters l, before any attempt, when it is older than the
+// backend's max_age.
+func (d *deliverer) expired(rt *backendRuntime, l *queue.Lease) bool {
+	if rt.cfg.Retry.MaxAge <= 0 || time.Since(l.Event.ReceivedAt) <= rt.cfg.Retry.MaxAge {
+		return false
+	}
+	d.deadLetter(l, fmt.Sprintf("max_age %s exceeded", rt.cfg.Retry.MaxAge), "max_age")
+	return true
+}
+
 // attemptResult classifies one answer.
 type attemptResult int
 
@@ -369,8 +373,7 @@ func (d *deliverer) attempt(rt *backendRuntime, l *queue.Lease, done func(error)
 func (d *deliverer) finish(rt *backendRuntime, l *queue.Lease, done func(error), res attemptResult, status int, retryAfter time.Duration, errText string, elapsed time.Duration) {
 	ev := l.Event
 	d.s.metrics.deliveryDuration.WithLabelValues(d.name).Observe(elapsed.Seconds())
-	log := attemptLog{d.s.log, []any{"backend", d.name, "event_id", ev.ID, "channel", ev.Channel, "attempt", l.Attempt,
-		"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000}}
+	log := d.attemptLog(l, status, elapsed)
 
 	switch res {
 	case delivered:
@@ -417,6 +420,12 @@ func (d *deliverer) finish(rt *backendRuntime, l *queue.Lease, done func(error),
 		}
 		log.Warn("delivery failed, will retry", "err", errText, "retry_in_ms", time.Until(at).Milliseconds())
 	}
+}
+
+// attemptLog is the log of one attempt of l.
+func (d *deliverer) attemptLog(l *queue.Lease, status int, elapsed time.Duration) attemptLog {
+	return attemptLog{d.s.log, []any{"backend", d.name, "event_id", l.Event.ID, "channel", l.Event.Channel, "attempt", l.Attempt,
+		"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000}}
 }
 
 // attemptLog writes one delivery attempt's line; the logger is not derived

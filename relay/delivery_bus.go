@@ -137,8 +137,7 @@ func (d *deliverer) busWork() {
 					d.s.q.Release(l)
 					continue
 				}
-				if rt.cfg.Retry.MaxAge > 0 && time.Since(l.Event.ReceivedAt) > rt.cfg.Retry.MaxAge {
-					d.deadLetter(l, fmt.Sprintf("max_age %s exceeded", rt.cfg.Retry.MaxAge), "max_age")
+				if d.expired(rt, l) {
 					continue
 				}
 				done, err := d.breaker.Allow()
@@ -225,8 +224,7 @@ func (d *deliverer) ackDelivered(ls []*queue.Lease, elapsed time.Duration) {
 		return
 	}
 	for _, l := range ls {
-		log := attemptLog{d.s.log, []any{"backend", d.name, "event_id", l.Event.ID, "channel", l.Event.Channel, "attempt", l.Attempt,
-			"status", 0, "duration_ms", float64(elapsed.Microseconds()) / 1000}}
+		log := d.attemptLog(l, 0, elapsed)
 		if err != nil {
 			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
 			continue
