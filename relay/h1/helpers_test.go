@@ -115,6 +115,16 @@ func post(t *testing.T, tr http.RoundTripper, url, body string) (*http.Response,
 }
 
 // readAll reads and closes the body of resp.
+// mustPost is post for a request that must get an answer.
+func mustPost(t *testing.T, tr http.RoundTripper, url, body string) *http.Response {
+	t.Helper()
+	resp, err := post(t, tr, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 func readAll(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)

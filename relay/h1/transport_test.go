@@ -84,10 +84,7 @@ func TestChunkedBody(t *testing.T) {
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	for i := 0; i < 3; i++ {
-		resp, err := post(t, tr, s.URL, "x")
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := mustPost(t, tr, s.URL, "x")
 		if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" || resp.ContentLength != -1 {
 			t.Fatalf("TransferEncoding %q, ContentLength %d: not read as chunked", resp.TransferEncoding, resp.ContentLength)
 		}
@@ -110,10 +107,7 @@ func TestChunkedWithExtensionsAndTrailer(t *testing.T) {
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	for i := 0; i < 2; i++ {
-		resp, err := post(t, tr, s.URL(), "x")
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := mustPost(t, tr, s.URL(), "x")
 		if got := readAll(t, resp); got != "hello world" {
 			t.Fatalf("body %q", got)
 		}
@@ -132,10 +126,7 @@ func TestCloseDelimitedBody(t *testing.T) {
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	for i := 0; i < 2; i++ {
-		resp, err := post(t, tr, s.URL(), "x")
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := mustPost(t, tr, s.URL(), "x")
 		if !resp.Close || resp.ContentLength != -1 {
 			t.Fatalf("Close %v, ContentLength %d for a body delimited by the close", resp.Close, resp.ContentLength)
 		}
@@ -156,10 +147,7 @@ func TestConnectionCloseHonoured(t *testing.T) {
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	for i := 0; i < 3; i++ {
-		resp, err := post(t, tr, s.URL, "x")
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := mustPost(t, tr, s.URL, "x")
 		if !resp.Close {
 			t.Fatal("resp.Close false with Connection: close")
 		}
@@ -186,10 +174,7 @@ func TestInformationalResponsesSkipped(t *testing.T) {
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	for i := 0; i < 2; i++ {
-		resp, err := post(t, tr, s.URL(), "x")
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := mustPost(t, tr, s.URL(), "x")
 		if resp.StatusCode != 201 || resp.Status != "201 Created" || resp.Header.Get("Link") != "" {
 			t.Fatalf("status %q, Link %q: the 1xx responses were not skipped", resp.Status, resp.Header.Get("Link"))
 		}
@@ -239,24 +224,15 @@ func TestUnreadBodyClosesConnection(t *testing.T) {
 	})
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
-	resp, err := post(t, tr, s.URL, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustPost(t, tr, s.URL, "x")
 	buf := make([]byte, 10)
 	io.ReadFull(resp.Body, buf)
 	resp.Body.Close()
-	resp, err = post(t, tr, s.URL, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = mustPost(t, tr, s.URL, "x")
 	if got := readAll(t, resp); len(got) != 10000 {
 		t.Fatalf("body of %d bytes", len(got))
 	}
-	resp, err = post(t, tr, s.URL, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = mustPost(t, tr, s.URL, "x")
 	readAll(t, resp)
 	if n := s.opened.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2: one dropped with its body unread, one reused after a full read", n)
@@ -327,10 +303,7 @@ func TestNoRetryAfterResponseBytes(t *testing.T) {
 	})
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
-	resp, err := post(t, tr, s.URL(), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustPost(t, tr, s.URL(), "x")
 	readAll(t, resp)
 	if _, err := post(t, tr, s.URL(), "x"); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("err %v, want an unexpected EOF", err)
@@ -418,10 +391,7 @@ func TestOversizedHeaderRefused(t *testing.T) {
 		readRequest(br)
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nX-Long: %s\r\nContent-Length: 2\r\n\r\nok", strings.Repeat("l", 20000))
 	})
-	resp, err := post(t, tr, s2.URL(), "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustPost(t, tr, s2.URL(), "x")
 	if len(resp.Header.Get("X-Long")) != 20000 || readAll(t, resp) != "ok" {
 		t.Fatal("a 20 KB header line was not read whole")
 	}
@@ -456,10 +426,7 @@ func TestCloseIdleConnections(t *testing.T) {
 	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	fb := &countingFallback{}
 	tr := &Transport{Fallback: fb}
-	resp, err := post(t, tr, s.URL, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustPost(t, tr, s.URL, "x")
 	readAll(t, resp)
 	tr.CloseIdleConnections()
 	deadline := time.Now().Add(5 * time.Second)
@@ -477,10 +444,7 @@ func TestCloseIdleConnections(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	s := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	tr := &Transport{IdleTimeout: 50 * time.Millisecond}
-	resp, err := post(t, tr, s.URL, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := mustPost(t, tr, s.URL, "x")
 	readAll(t, resp)
 	deadline := time.Now().Add(5 * time.Second)
 	for s.closed.Load() != 1 && time.Now().Before(deadline) {
@@ -489,10 +453,7 @@ func TestIdleTimeout(t *testing.T) {
 	if n := s.closed.Load(); n != 1 {
 		t.Fatalf("an idle connection past IdleTimeout was not closed")
 	}
-	resp, err = post(t, tr, s.URL, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = mustPost(t, tr, s.URL, "x")
 	readAll(t, resp)
 	if n := s.opened.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
@@ -505,10 +466,7 @@ func TestMaxIdlePerHost(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	var resps []*http.Response
 	for i := 0; i < 5; i++ { // five exchanges open at once: five connections
-		resp, err := post(t, tr, s.URL, "x")
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := mustPost(t, tr, s.URL, "x")
 		resps = append(resps, resp)
 	}
 	for _, r := range resps {
