@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/edgerelay/edgerelay/internal/bustest"
+	"github.com/edgerelay/edgerelay/relay/destination"
 )
 
 // targetBusRatio is SPEC §15: the relay drains into a bus at least half as
@@ -169,8 +170,8 @@ func (e *env) relayBusDrain(b broker, n int) (float64, bool, error) {
 func relayHeaders(id string) [][2]string {
 	return [][2]string{
 		{"Accept-Encoding", "gzip"}, {"Content-Type", "application/json"}, {"User-Agent", "edgerelay-bench"},
-		{"X-Relay-Event-Id", id}, {"X-Relay-Channel", "meta"}, {"X-Relay-Provider", "meta"}, {"X-Relay-Attempt", "1"},
-		{"X-Relay-Received-At", time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z07:00")},
+		{destination.HeaderEventID, id}, {destination.HeaderChannel, "meta"}, {destination.HeaderProvider, "meta"},
+		{destination.HeaderAttempt, "1"}, {destination.HeaderReceivedAt, time.Now().UTC().Format(destination.ReceivedAtFormat)},
 	}
 }
 
@@ -433,7 +434,7 @@ func (b *kafkaBroker) readBack() ([]busRecord, error) {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			var id string
 			for _, h := range r.Headers {
-				if h.Key == "X-Relay-Event-Id" {
+				if h.Key == destination.HeaderEventID {
 					id = string(h.Value)
 				}
 			}
