@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -153,9 +154,11 @@ func (q *Queue) loadLeases(s *sched, its []*item, now time.Time) ([]*Lease, erro
 		sort.Slice(disk, func(a, b int) bool { return its[disk[a]].id < its[disk[b]].id })
 		bad := map[int]error{}
 		err = q.view(func(txn *badger.Txn) error {
+			r := newEventReader(txn, len(disk))
+			defer r.close()
 			for _, i := range disk {
 				it := its[i]
-				bi, err := txn.Get(eventKey(it.id))
+				bi, err := r.get(eventKey(it.id))
 				if err == nil {
 					err = bi.Value(func(v []byte) error {
 						ev, err := decodeEvent(it.id, v)
@@ -383,4 +386,55 @@ func (q *Queue) Release(l *Lease) {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
 	l.s.unlease(l.it, q.clock.Now())
+}
+
+// eventReadSeq is the number of events read together from which an eventReader walks an
+// iterator instead of looking each one up: a batch's events are nearly always neighbours (ids
+// in arrival order), and stepping to the next key costs far less than a lookup, which searches
+// every level of the tree again (a quarter of a bus drain's CPU before).
+const eventReadSeq = 8
+
+// eventSkip is how many keys an eventReader steps over before it seeks instead.
+const eventSkip = 4
+
+// eventReader reads events in increasing id order within one read transaction.
+type eventReader struct {
+	txn  *badger.Txn
+	iter *badger.Iterator
+	at   bool // iter has been positioned
+}
+
+func newEventReader(txn *badger.Txn, n int) *eventReader {
+	r := &eventReader{txn: txn}
+	if n >= eventReadSeq {
+		r.iter = txn.NewIterator(badger.IteratorOptions{Prefix: prefixEvent})
+	}
+	return r
+}
+
+// get returns the item of key, which must not sort before the previous one asked for.
+func (r *eventReader) get(key []byte) (*badger.Item, error) {
+	if r.iter == nil {
+		return r.txn.Get(key)
+	}
+	it := r.iter
+	if r.at {
+		for n := 0; n < eventSkip && it.Valid() && bytes.Compare(it.Item().Key(), key) < 0; n++ {
+			it.Next()
+		}
+	}
+	if !r.at || (it.Valid() && bytes.Compare(it.Item().Key(), key) < 0) {
+		it.Seek(key)
+		r.at = true
+	}
+	if it.Valid() && bytes.Equal(it.Item().Key(), key) {
+		return it.Item(), nil
+	}
+	return nil, badger.ErrKeyNotFound
+}
+
+func (r *eventReader) close() {
+	if r.iter != nil {
+		r.iter.Close()
+	}
 }
