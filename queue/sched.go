@@ -377,7 +377,9 @@ func (s *sched) refill() error {
 		return true, nil
 	}
 	err := s.q.view(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 100})
+		// No value prefetching: delivery records are small, inline in the tree and copied once
+		// by take; prefetching copied each a second time (7% slower drains of a reopened queue).
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Seek(seek); it.Valid(); it.Next() {
 			if ok, err := takeOverlay(it.Item().Key()); !ok || err != nil {
