@@ -23,7 +23,7 @@ func TestOverlayDeliveredNeverInBadger(t *testing.T) {
 		enqueue(t, q, newEvent("", "a"))
 		ack(t, q, next(t, q, "a"))
 	}
-	if got := q.ov.skipped.Load(); got != 50 {
+	if got := q.StoreSkipped(); got != 50 {
 		t.Fatalf("event records kept out of Badger: %d, want 50", got)
 	}
 	countBadger := func(q *Queue, prefix []byte) int {

@@ -526,6 +526,16 @@ func (q *Queue) SyncStats() (commits, syncs uint64) {
 	return q.commits.Load(), q.syncs.Load()
 }
 
+// StoreSkipped is the number of events whose deliveries were all completed while the events were
+// still in the overlay: made durable by the journal alone, never written to Badger nor read back
+// from it (overlay.go). Under a pass-through load most events should take this path.
+func (q *Queue) StoreSkipped() uint64 {
+	if q.ov == nil {
+		return 0
+	}
+	return q.ov.skipped.Load()
+}
+
 // openJournal opens the journal and applies what it holds beyond the last checkpoint.
 func (q *Queue) openJournal() error {
 	jr, err := openJournal(q.o.Dir, q.o.segmentSize)

@@ -600,6 +600,8 @@ func TestMetricsExposed(t *testing.T) {
 		`edgerelay_backend_breaker_state{backend="b0"} 0`,
 		`edgerelay_delivery_duration_seconds_count{backend="b0"} 1`,
 		`edgerelay_queue_syncs_total`,
+		// Delivered at once: the event never left the journal for the store.
+		`edgerelay_queue_store_skipped_total 1`,
 		`edgerelay_queue_max_bytes `,
 		`edgerelay_queue_live_bytes `,
 	} {

@@ -83,6 +83,7 @@ var (
 	descLive     = prometheus.NewDesc("edgerelay_queue_live_bytes", "Bytes of the event records the queue holds.", nil, nil)
 	descCommits  = prometheus.NewDesc("edgerelay_queue_commits_total", "Events made durable.", nil, nil)
 	descSyncs    = prometheus.NewDesc("edgerelay_queue_syncs_total", "fsyncs done by the queue (group commit: far fewer than commits under load).", nil, nil)
+	descSkipped  = prometheus.NewDesc("edgerelay_queue_store_skipped_total", "Events delivered everywhere while only the queue's journal held them: never written to its store nor read back (compare with edgerelay_queue_commits_total).", nil, nil)
 	descCredExp  = prometheus.NewDesc("edgerelay_credential_expiry_seconds", "Seconds until a credential expires (negative: expired).", []string{"owner", "credential"}, nil)
 	descCertExp  = prometheus.NewDesc("tls_certificate_expiry_seconds", "Seconds until a served certificate expires.", []string{"listener", "name"}, nil)
 	descTrustExp = prometheus.NewDesc("edgerelay_trust_certificate_expiry_seconds", "Seconds until a trust-store or client certificate expires (negative: expired), by owning block and subject.", []string{"owner", "subject"}, nil)
@@ -93,7 +94,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descCredExp, descCertExp, descTrustExp,
+	for _, d := range []*prometheus.Desc{descDepth, descInFlight, descDead, descOldest, descSize, descMaxSize, descLive, descCommits, descSyncs, descSkipped, descCredExp, descCertExp, descTrustExp,
 		descQuarantineCallbacks, descQuarantineBytes, descQuarantineDropped} {
 		ch <- d
 	}
@@ -118,6 +119,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	commits, syncs := s.q.SyncStats()
 	ch <- prometheus.MustNewConstMetric(descCommits, prometheus.CounterValue, float64(commits))
 	ch <- prometheus.MustNewConstMetric(descSyncs, prometheus.CounterValue, float64(syncs))
+	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.q.StoreSkipped()))
 	for _, e := range s.expiries() {
 		ch <- prometheus.MustNewConstMetric(descCredExp, prometheus.GaugeValue, e.at.Sub(now).Seconds(), e.owner, e.name)
 	}
