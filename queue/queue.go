@@ -95,6 +95,8 @@ const (
 	txnBudgetBytes   = 256 << 10
 	// gcDiscardRatio: a value-log file is rewritten when at least half of it is garbage.
 	gcDiscardRatio = 0.5
+	// gcMaxPause bounds the pause between two rewrites of a cycle (see gcLoop).
+	gcMaxPause = time.Second
 )
 
 // Options configures Open.

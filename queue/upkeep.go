@@ -77,7 +77,11 @@ func (q *Queue) sizeLoop() {
 	}
 }
 
-// gcLoop runs Badger's value-log GC every interval, repeating while it rewrites files.
+// gcLoop runs Badger's value-log GC every interval, repeating while it rewrites files. Writes
+// wait while a file is rewritten, so between two rewrites the loop pauses as long as the last
+// one took (at most gcMaxPause): a drained backlog leaves dozens of files to reclaim at the next
+// period, and rewriting them back to back stopped every commit (deliveries and callbacks alike)
+// for seconds.
 func (q *Queue) gcLoop(interval time.Duration) {
 	defer q.wg.Done()
 	t := time.NewTicker(interval)
@@ -98,10 +102,9 @@ func (q *Queue) gcLoop(interval time.Duration) {
 			return
 		}
 		for {
+			start := time.Now()
 			// Badger's GC rewrite reads the memtable's max version without the lock its writes
 			// take (a data race the race detector reports), so no batch is written meanwhile.
-			// A rewrite only happens when a file is at least half garbage, so this pause is
-			// rare and short for a queue whose events are mostly deleted.
 			q.writeMu.Lock()
 			err := q.db.RunValueLogGC(gcDiscardRatio)
 			if err == nil {
@@ -114,10 +117,12 @@ func (q *Queue) gcLoop(interval time.Duration) {
 			q.writeMu.Unlock()
 			if err == nil {
 				q.vlogSinceGC.Store(0)
+				pause := time.NewTimer(min(time.Since(start), gcMaxPause))
 				select {
 				case <-q.closing:
+					pause.Stop()
 					return
-				default:
+				case <-pause.C:
 				}
 				continue
 			}
