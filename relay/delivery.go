@@ -44,6 +44,14 @@ type deliverer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	leases chan *queue.Lease // url backends: from feed to the workers
+	acks   chan ackReq       // url backends: from the workers to ackLoop
+}
+
+// ackReq is a delivered lease on its way to the queue, with what its log line says.
+type ackReq struct {
+	l       *queue.Lease
+	status  int
+	elapsed time.Duration
 }
 
 // backendRuntime is what an attempt needs; swapped whole on reload.
@@ -227,13 +235,69 @@ func (s *Server) startDeliverer(name string, b *BackendConfig, rt *backendRuntim
 		return d
 	}
 	d.leases = make(chan *queue.Lease)
+	d.acks = make(chan ackReq, b.Concurrency)
 	d.wg.Add(1)
 	go d.feed(b.Concurrency)
+	var workers sync.WaitGroup
 	for i := 0; i < b.Concurrency; i++ {
 		d.wg.Add(1)
-		go d.work()
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			d.work()
+		}()
 	}
+	d.wg.Add(1)
+	go d.ackLoop()
+	go func() {
+		workers.Wait()
+		close(d.acks) // ackLoop records what is left and returns
+	}()
 	return d
+}
+
+// ackLoop records the deliveries the workers of a url backend report
+// delivered, all those waiting in one queue commit. A worker goes on to its
+// next attempt while its ack is written; the delivery keeps its order key
+// until then (the queue lets the key go when the ack is committed), so the
+// next event of the same sender still waits for it.
+func (d *deliverer) ackLoop() {
+	defer d.wg.Done()
+	var (
+		batch []ackReq
+		ls    []*queue.Lease
+	)
+	for a := range d.acks {
+		batch = append(batch[:0], a)
+	more:
+		for len(batch) < cap(d.acks) {
+			select {
+			case a, ok := <-d.acks:
+				if !ok {
+					break more
+				}
+				batch = append(batch, a)
+			default:
+				break more
+			}
+		}
+		ls = ls[:0]
+		for _, a := range batch {
+			ls = append(ls, a.l)
+		}
+		err := d.s.q.AckAll(ls)
+		if err == nil && !d.s.log.Enabled(context.Background(), slog.LevelInfo) {
+			continue
+		}
+		for _, a := range batch {
+			log := d.attemptLog(a.l, a.status, a.elapsed)
+			if err != nil {
+				log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
+				continue
+			}
+			log.Info("delivered")
+		}
+	}
 }
 
 func breakerValue(st gobreaker.State) float64 {
@@ -379,6 +443,10 @@ func (d *deliverer) finish(rt *backendRuntime, l *queue.Lease, done func(error),
 	case delivered:
 		done(nil)
 		d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Inc()
+		if d.acks != nil {
+			d.acks <- ackReq{l, status, elapsed}
+			return
+		}
 		if err := d.s.q.Ack(l); err != nil {
 			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
 			return
