@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -35,6 +36,10 @@ func TestConnectionFloodLeavesRoomForOthers(t *testing.T) {
 	const n = 300
 	for i := 0; i < n; i++ {
 		c, err := d.Dial("tcp", addr)
+		if errors.Is(err, syscall.ECONNRESET) {
+			// Refused (reset) by the relay before the dial returned: one of the n-50.
+			continue
+		}
 		if err != nil {
 			t.Skipf("cannot dial from 127.0.0.2: %v", err)
 		}
