@@ -47,8 +47,8 @@ func (q *Queue) Stats() map[string]BackendStats {
 	for _, s := range q.allScheds() {
 		s.mu.Lock()
 		st := BackendStats{Pending: s.pending - s.leased, InFlight: s.leased, Dead: s.dead}
-		if s.byID.Len() > 0 {
-			st.OldestReceivedAt = s.byID.items[0].rec.ReceivedAt
+		if o := s.oldest(); o != nil {
+			st.OldestReceivedAt = o.rec.ReceivedAt
 		}
 		s.mu.Unlock()
 		out[s.name] = st

@@ -25,6 +25,7 @@ func runContract(t *testing.T, open opener) {
 		fn   func(*testing.T, opener)
 	}{
 		{"RoundTrip", testRoundTrip},
+		{"OldestPending", testOldestPending},
 		{"IDs", testIDs},
 		{"FanOut", testFanOut},
 		{"Ordering", testOrdering},
@@ -43,6 +44,37 @@ func runContract(t *testing.T, open opener) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
+	}
+}
+
+// testOldestPending: Stats reports the arrival time of the oldest delivery still pending
+// (leased ones included), whatever order the others complete in.
+func testOldestPending(t *testing.T, open opener) {
+	q := open(t, Options{Clock: NewFakeClock(t0)})
+	var evs []*Event
+	for i := range 4 {
+		ev := newEvent(fmt.Sprintf("k%d", i), "a")
+		ev.ReceivedAt = t0.Add(time.Duration(i) * time.Second)
+		enqueue(t, q, ev)
+		evs = append(evs, ev)
+	}
+	oldest := func() time.Time { return q.Stats()["a"].OldestReceivedAt }
+	ls := nextBatch(t, q, "a", 4)
+	ack(t, q, ls[1])
+	if got := oldest(); !got.Equal(evs[0].ReceivedAt) {
+		t.Fatalf("after acking the second: oldest %v, want %v", got, evs[0].ReceivedAt)
+	}
+	ack(t, q, ls[0])
+	if got := oldest(); !got.Equal(evs[2].ReceivedAt) {
+		t.Fatalf("after acking the first two: oldest %v, want %v", got, evs[2].ReceivedAt)
+	}
+	ack(t, q, ls[3])
+	if got := oldest(); !got.Equal(evs[2].ReceivedAt) {
+		t.Fatalf("with the third still leased: oldest %v, want %v", got, evs[2].ReceivedAt)
+	}
+	ack(t, q, ls[2])
+	if got := oldest(); !got.IsZero() {
+		t.Fatalf("nothing pending: oldest %v, want zero", got)
 	}
 }
 

@@ -20,7 +20,6 @@ type item struct {
 	leased   bool
 	early    bool // streamed in by refill before its Enqueue or Replay hook ran
 	readyIdx int  // index in sched.ready, -1 when not in it
-	idIdx    int  // index in sched.byID
 	// ev is the event as enqueued, kept for small events so the first
 	// lease does not read back what was just written; nil = read from disk.
 	ev *Event
@@ -75,7 +74,6 @@ type sched struct {
 	items    map[string]*item
 	keys     map[string]*keyState
 	ready    readyHeap // eligible deliveries not leased, by (due, id)
-	byID     idHeap    // every item, by id: the oldest pending
 	complete bool
 	bound    string
 	changed  chan struct{}
@@ -111,7 +109,6 @@ func (s *sched) add(id string, rec *record) *item {
 	it := &item{id: id, rec: rec, due: rec.Due, readyIdx: -1}
 	s.items[id] = it
 	s.winLen.Store(int32(len(s.items)))
-	heap.Push(&s.byID, it)
 	if rec.OrderKey == "" {
 		heap.Push(&s.ready, it)
 		return it
@@ -137,7 +134,6 @@ func (s *sched) add(id string, rec *record) *item {
 func (s *sched) remove(it *item) {
 	delete(s.items, it.id)
 	s.winLen.Store(int32(len(s.items)))
-	heap.Remove(&s.byID, it.idIdx)
 	if it.readyIdx >= 0 {
 		heap.Remove(&s.ready, it.readyIdx)
 	}
@@ -433,26 +429,15 @@ func (h *readyHeap) Pop() any {
 	return it
 }
 
-// idHeap orders the window by id (arrival), for the oldest pending delivery.
-type idHeap struct{ items []*item }
-
-func (h *idHeap) Len() int           { return len(h.items) }
-func (h *idHeap) Less(i, j int) bool { return h.items[i].id < h.items[j].id }
-func (h *idHeap) Swap(i, j int) {
-	h.items[i], h.items[j] = h.items[j], h.items[i]
-	h.items[i].idIdx = i
-	h.items[j].idIdx = j
-}
-func (h *idHeap) Push(x any) {
-	it := x.(*item)
-	it.idIdx = len(h.items)
-	h.items = append(h.items, it)
-}
-func (h *idHeap) Pop() any {
-	n := len(h.items) - 1
-	it := h.items[n]
-	h.items[n] = nil
-	h.items = h.items[:n]
-	it.idIdx = -1
-	return it
+// oldest is the window's delivery of the lowest id (the oldest arrival), nil when empty. It
+// scans the window: asked for by Stats only, while keeping an index by id cost every add and
+// remove a heap operation (3% of a bus drain's CPU). Callers hold mu.
+func (s *sched) oldest() *item {
+	var o *item
+	for id, it := range s.items {
+		if o == nil || id < o.id {
+			o = it
+		}
+	}
+	return o
 }
