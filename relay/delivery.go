@@ -285,18 +285,25 @@ func (d *deliverer) ackLoop() {
 		for _, a := range batch {
 			ls = append(ls, a.l)
 		}
-		err := d.s.q.AckAll(ls)
-		if err == nil && !d.s.log.Enabled(context.Background(), slog.LevelInfo) {
+		d.ackAll(ls, func(i int) attemptLog { return d.attemptLog(batch[i].l, batch[i].status, batch[i].elapsed) })
+	}
+}
+
+// ackAll acknowledges delivered leases in one queue commit, then writes
+// each one's line (line(i) is lease i's log): "delivered" at info, or the
+// failure to record it.
+func (d *deliverer) ackAll(ls []*queue.Lease, line func(i int) attemptLog) {
+	err := d.s.q.AckAll(ls)
+	if err == nil && !d.s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	for i := range ls {
+		log := line(i)
+		if err != nil {
+			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
 			continue
 		}
-		for _, a := range batch {
-			log := d.attemptLog(a.l, a.status, a.elapsed)
-			if err != nil {
-				log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
-				continue
-			}
-			log.Info("delivered")
-		}
+		log.Info("delivered")
 	}
 }
 
@@ -437,21 +444,17 @@ func (d *deliverer) attempt(rt *backendRuntime, l *queue.Lease, done func(error)
 func (d *deliverer) finish(rt *backendRuntime, l *queue.Lease, done func(error), res attemptResult, status int, retryAfter time.Duration, errText string, elapsed time.Duration) {
 	ev := l.Event
 	d.s.metrics.deliveryDuration.WithLabelValues(d.name).Observe(elapsed.Seconds())
+	if res == delivered {
+		// url backends only: a bus batch's delivered leases go to ackDelivered.
+		// ackLoop writes the line once the ack is recorded.
+		done(nil)
+		d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Inc()
+		d.acks <- ackReq{l, status, elapsed}
+		return
+	}
 	log := d.attemptLog(l, status, elapsed)
 
 	switch res {
-	case delivered:
-		done(nil)
-		d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Inc()
-		if d.acks != nil {
-			d.acks <- ackReq{l, status, elapsed}
-			return
-		}
-		if err := d.s.q.Ack(l); err != nil {
-			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
-			return
-		}
-		log.Info("delivered")
 	case permanent:
 		done(nil) // the backend answered: it is up
 		d.s.metrics.attempts.WithLabelValues(d.name, "rejected").Inc()

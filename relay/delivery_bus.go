@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -219,16 +218,5 @@ func (d *deliverer) ackDelivered(ls []*queue.Lease, elapsed time.Duration) {
 		dur.Observe(elapsed.Seconds())
 	}
 	d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Add(float64(len(ls)))
-	err := d.s.q.AckAll(ls)
-	if !d.s.log.Enabled(context.Background(), slog.LevelInfo) && err == nil {
-		return
-	}
-	for _, l := range ls {
-		log := d.attemptLog(l, 0, elapsed)
-		if err != nil {
-			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
-			continue
-		}
-		log.Info("delivered")
-	}
+	d.ackAll(ls, func(i int) attemptLog { return d.attemptLog(ls[i], 0, elapsed) })
 }
