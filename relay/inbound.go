@@ -49,6 +49,19 @@ func (s *Server) listenerHandler(listener string) http.Handler {
 	})
 }
 
+// claimsCallback is the fast path's Claim for a listener: a request for one
+// of its channels, exact path or prefix.
+func (s *Server) claimsCallback(listener string) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		st := s.state.Load()
+		if st.channels[listener][r.URL.Path] != nil {
+			return true
+		}
+		ch, _ := matchPrefix(st.prefixes[listener], r)
+		return ch != nil
+	}
+}
+
 func (s *Server) notFound(w http.ResponseWriter, _ *http.Request) {
 	s.metrics.requests.WithLabelValues("", "404").Inc()
 	writeJSONError(w, http.StatusNotFound, "not found")

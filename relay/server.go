@@ -10,8 +10,9 @@
 // relay is the only package that knows HCL. It imports the leaves auth
 // (verifiers), queue (the durable Badger queue) and tls (certificates and
 // trust stores), and its own subpackages profile (provider payloads),
-// outbound (the BSP API proxy) and quarantine (callbacks refused for a wrong
-// secret, kept for release).
+// outbound (the BSP API proxy), quarantine (callbacks refused for a wrong
+// secret, kept for release) and h1server (the callback fast path of plain
+// listeners).
 package relay
 
 import (
@@ -34,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/h1server"
 	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
 	"github.com/edgerelay/edgerelay/relay/quarantine"
@@ -103,7 +105,8 @@ type listener struct {
 	cfg  *ListenerConfig
 	ln   net.Listener
 	srv  *http.Server
-	acme *http.Server // optional HTTP-01 challenge listener
+	fast *h1server.Server // plain listeners: serves callbacks, hands the rest to srv
+	acme *http.Server     // optional HTTP-01 challenge listener
 }
 
 // New prepares a Server for cfg: it opens the queue and binds every
@@ -229,6 +232,19 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	if lc.TLS == nil {
+		// A plain listener's callbacks take the fast path; every other
+		// request (and its connection) goes on to l.srv. TLS listeners stay
+		// with net/http alone (HTTP/2, client certificates).
+		l.fast = &h1server.Server{
+			Handler:      h,
+			Claim:        s.claimsCallback(lc.Name),
+			ReadTimeout:  lc.ReadTimeout,
+			WriteTimeout: lc.WriteTimeout,
+			IdleTimeout:  lc.IdleTimeout,
+			ErrorLog:     l.srv.ErrorLog,
+		}
+	}
 	if lc.TLS != nil {
 		sc := lc.TLS.Server
 		sc.Address = ln.Addr().String() // the bound port, when the file says 0
@@ -286,9 +302,13 @@ func (s *Server) Start() error {
 		go func() {
 			defer s.bg.Done()
 			var err error
-			if l.srv.TLSConfig != nil {
+			switch {
+			case l.fast != nil:
+				go l.srv.Serve(l.fast.Handoff())
+				err = l.fast.Serve(l.ln)
+			case l.srv.TLSConfig != nil:
 				err = l.srv.ServeTLS(l.ln, "", "")
-			} else {
+			default:
 				err = l.srv.Serve(l.ln)
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -571,6 +591,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			wg.Add(1)
 			go func(l *listener) {
 				defer wg.Done()
+				if l.fast != nil {
+					if err := l.fast.Shutdown(ctx); err != nil {
+						l.fast.Close()
+					}
+				}
 				if err := l.srv.Shutdown(ctx); err != nil {
 					l.srv.Close()
 				}
