@@ -247,7 +247,15 @@ func readStream(t *testing.T, url string) []landed {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Right after a stream leader is killed the cluster may answer an API
+	// request with "no responders" until it has elected another: read
+	// again until the deadline.
 	msgs, err := bustest.ReadStream(ctx, nc, "WA")
+	for err != nil && ctx.Err() == nil {
+		t.Logf("reading the stream: %v; again", err)
+		time.Sleep(200 * time.Millisecond)
+		msgs, err = bustest.ReadStream(ctx, nc, "WA")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
