@@ -40,7 +40,7 @@ type deliverer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	leases chan *queue.Lease // url backends: from feed to the workers
-	acks   chan ackReq       // url backends: from the workers to ackLoop
+	acks   chan ackReq       // delivered leases, from the workers to ackLoop
 }
 
 // backendRuntime is what an attempt needs; swapped whole on reload.
@@ -216,25 +216,29 @@ func (s *Server) startDeliverer(name string, b *BackendConfig, rt *backendRuntim
 		},
 	})
 	s.metrics.breakerState.WithLabelValues(name).Set(0)
+	d.acks = make(chan ackReq, b.Concurrency)
+	var workers sync.WaitGroup
 	if rt.bus != nil {
 		for i := 0; i < busWorkers; i++ {
 			d.wg.Add(1)
-			go d.busWork()
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				d.busWork()
+			}()
 		}
-		return d
-	}
-	d.leases = make(chan *queue.Lease)
-	d.acks = make(chan ackReq, b.Concurrency)
-	d.wg.Add(1)
-	go d.feed(b.Concurrency)
-	var workers sync.WaitGroup
-	for i := 0; i < b.Concurrency; i++ {
+	} else {
+		d.leases = make(chan *queue.Lease)
 		d.wg.Add(1)
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			d.work()
-		}()
+		go d.feed(b.Concurrency)
+		for i := 0; i < b.Concurrency; i++ {
+			d.wg.Add(1)
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				d.work()
+			}()
+		}
 	}
 	d.wg.Add(1)
 	go d.ackLoop()

@@ -210,13 +210,17 @@ func (d *deliverer) sendBatch(rt *backendRuntime, leases []*queue.Lease, dones [
 	wg.Wait()
 }
 
-// ackDelivered records a batch's delivered leases: the metrics and log
-// lines finish would write for each, and one queue commit for all.
+// ackDelivered records a batch's delivered leases: the metrics finish
+// would write for each, then the leases go to the ack loop, which records
+// them in one queue commit with whatever else is waiting there, while
+// this worker gathers its next batch.
 func (d *deliverer) ackDelivered(ls []*queue.Lease, elapsed time.Duration) {
 	dur := d.s.metrics.deliveryDuration.WithLabelValues(d.name)
 	for range ls {
 		dur.Observe(elapsed.Seconds())
 	}
 	d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Add(float64(len(ls)))
-	d.ackAll(ls, func(i int) attemptLog { return d.attemptLog(ls[i], 0, elapsed) })
+	for _, l := range ls {
+		d.acks <- ackReq{l: l, elapsed: elapsed}
+	}
 }

@@ -22,7 +22,7 @@ type ackReq struct {
 	elapsed time.Duration
 }
 
-// ackLoop records the deliveries the workers of a url backend report
+// ackLoop records the deliveries the workers of a backend report
 // delivered, all those waiting in one queue commit. A worker goes on to its
 // next attempt while its ack is written; the delivery keeps its order key
 // until then (the queue lets the key go when the ack is committed), so the
