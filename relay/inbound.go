@@ -151,6 +151,9 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 	}
 	w.WriteHeader(status)
 	w.Write(ch.Response.Body)
+	if !log.enabled(slog.LevelInfo) {
+		return // the line's arguments cost allocations even when it is dropped
+	}
 	log.Info("callback accepted", "status", status, "event_id", out.ID, "provider_event_id", res.EventID,
 		"kind", res.Kind, "duplicate", out.Duplicate, "backends", backends, "bytes", len(body),
 		"duration_ms", float64(time.Since(start).Microseconds())/1000)
@@ -199,8 +202,12 @@ func (c callbackLog) Info(msg string, args ...any)  { c.log(slog.LevelInfo, msg,
 func (c callbackLog) Warn(msg string, args ...any)  { c.log(slog.LevelWarn, msg, args) }
 func (c callbackLog) Error(msg string, args ...any) { c.log(slog.LevelError, msg, args) }
 
+func (c callbackLog) enabled(level slog.Level) bool {
+	return c.l.Enabled(context.Background(), level)
+}
+
 func (c callbackLog) log(level slog.Level, msg string, args []any) {
-	if !c.l.Enabled(context.Background(), level) {
+	if !c.enabled(level) {
 		return
 	}
 	c.l.Log(context.Background(), level, msg, append([]any{"channel", c.channel, "client", c.client}, args...)...)
