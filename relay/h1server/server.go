@@ -426,6 +426,15 @@ type replayConn struct {
 	pending []byte
 }
 
+// CloseWrite half-closes the connection when the network supports it
+// (net/http does before it closes one).
+func (c *replayConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *replayConn) Read(p []byte) (int, error) {
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
