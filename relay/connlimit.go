@@ -36,6 +36,7 @@ type limitListener struct {
 type connMetrics struct {
 	acceptErrors *prometheus.CounterVec
 	refused      *prometheus.CounterVec
+	handoffs     *prometheus.CounterVec
 }
 
 func newConnMetrics(reg *prometheus.Registry) *connMetrics {
@@ -47,7 +48,10 @@ func newConnMetrics(reg *prometheus.Registry) *connMetrics {
 			Name: "edgerelay_connections_refused_total", Help: "Connections closed at accept by listener and reason (max_connections, max_connections_per_ip).",
 		}, []string{"listener", "reason"}),
 	}
-	reg.MustRegister(m.acceptErrors, m.refused)
+	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edgerelay_http_handoffs_total", Help: "Connections of a plain listener passed from the callback fast path to net/http, by listener (a request that is not a plain callback: another path, GET, chunked, Expect, HTTP/1.0, a malformed head).",
+	}, []string{"listener"})
+	reg.MustRegister(m.acceptErrors, m.refused, m.handoffs)
 	return m
 }
 

@@ -212,6 +212,51 @@ func post(t *testing.T, url string, body []byte, sig string) *http.Response {
 	return resp
 }
 
+// Callbacks on a plain listener take the fast path; a request it does
+// not serve (here the Meta verification GET) moves its connection to
+// net/http, counted in edgerelay_http_handoffs_total, and is answered as
+// before.
+func TestCallbacksTakeTheFastPath(t *testing.T) {
+	be := newRecorder(t)
+	r := startRelay(t, metaConfig(be.srv.URL))
+	for i := range 3 {
+		body := metaBody(fmt.Sprintf("wamid.fast%d", i), "4915100000007")
+		if resp := post(t, r.base+"/hooks/meta", body, sign(testSecret, body)); resp.StatusCode != 200 {
+			t.Fatalf("callback %d: %d", i, resp.StatusCode)
+		}
+	}
+	handoffs := func() string {
+		resp, err := http.Get("http://" + r.s.AdminAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, `edgerelay_http_handoffs_total{listener="public"}`) {
+				return line
+			}
+		}
+		return ""
+	}
+	if got := handoffs(); got != `edgerelay_http_handoffs_total{listener="public"} 0` {
+		t.Fatalf("after three callbacks: %q, want no handoff", got)
+	}
+	resp, err := http.Get(r.base + "/hooks/meta?hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "42" {
+		t.Fatalf("verification GET: %d %q", resp.StatusCode, b)
+	}
+	if got := handoffs(); got != `edgerelay_http_handoffs_total{listener="public"} 1` {
+		t.Fatalf("after the GET: %q, want one handoff", got)
+	}
+	waitFor(t, 5*time.Second, "deliveries", func() bool { return len(be.got()) == 3 })
+}
+
 func TestRoundTripByteIdentical(t *testing.T) {
 	be := newRecorder(t)
 	r := startRelay(t, metaConfig(be.srv.URL+"/events"))

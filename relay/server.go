@@ -243,6 +243,7 @@ func (s *Server) bindListener(lc *ListenerConfig) error {
 			WriteTimeout: lc.WriteTimeout,
 			IdleTimeout:  lc.IdleTimeout,
 			ErrorLog:     l.srv.ErrorLog,
+			OnHandoff:    s.connMet.handoffs.WithLabelValues(lc.Name).Inc,
 		}
 	}
 	if lc.TLS != nil {

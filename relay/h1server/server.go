@@ -54,6 +54,9 @@ type Server struct {
 	BaseContext context.Context
 	// ErrorLog receives handler panics (default the log package's logger).
 	ErrorLog *log.Logger
+	// OnHandoff, when set, is called for every connection handed to
+	// net/http (for a metric).
+	OnHandoff func()
 
 	once     sync.Once
 	handoff  *handoffListener
@@ -333,6 +336,9 @@ func (c *conn) handOff() bool {
 	c.nc.SetDeadline(time.Time{})
 	pending, _ := c.br.Peek(c.br.Buffered())
 	rc := &replayConn{Conn: c.nc, pending: pending}
+	if c.s.OnHandoff != nil {
+		c.s.OnHandoff()
+	}
 	return c.s.handoff.deliver(rc)
 }
 
