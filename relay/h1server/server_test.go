@@ -58,6 +58,7 @@ func TestSameAnswersAsNetHTTP(t *testing.T) {
 		{"HTTP/1.0", "POST /cb HTTP/1.0\r\nHost: h\r\nContent-Length: 1\r\n\r\nz", []string{"net/http"}, false},
 		{"GET", "GET /cb HTTP/1.1\r\nHost: h\r\n\r\n" + post, []string{"net/http", "net/http"}, false},
 		{"HEAD", "HEAD /cb HTTP/1.1\r\nHost: h\r\n\r\n", []string{"net/http"}, false},
+		{"callback then unclaimed path", post + "POST /unclaimed HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nz" + post, []string{"fast", "net/http", "net/http"}, false},
 		{"unclaimed path", "POST /unclaimed HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nz" + post, []string{"net/http", "net/http"}, false},
 		{"absolute form", "POST http://h/cb HTTP/1.1\r\nHost: other\r\nContent-Length: 1\r\n\r\nz", []string{"net/http"}, false},
 		{"pragma", "POST /cb HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\nContent-Length: 0\r\n\r\n", []string{"net/http"}, false},
