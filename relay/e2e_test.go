@@ -226,13 +226,7 @@ func TestCallbacksTakeTheFastPath(t *testing.T) {
 		}
 	}
 	handoffs := func() string {
-		resp, err := http.Get("http://" + r.s.AdminAddr() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(b), "\n") {
+		for _, line := range strings.Split(scrape(t, r), "\n") {
 			if strings.HasPrefix(line, `edgerelay_http_handoffs_total{listener="public"}`) {
 				return line
 			}
