@@ -15,7 +15,7 @@ type body struct {
 }
 
 func (b *body) reset(br *bufio.Reader, n int64) {
-	b.br, b.n, b.closed = br, max(n, 0), false
+	b.br, b.n, b.closed = br, n, false
 }
 
 func (b *body) Read(p []byte) (int, error) {

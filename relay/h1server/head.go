@@ -16,9 +16,8 @@ const maxFields = 100
 
 // head is a request head the fast path serves, parsed from the read buffer.
 type head struct {
-	size  int           // bytes of the head, the blank line included
-	req   *http.Request // without context, body or RemoteAddr
-	close bool          // the client said Connection: close
+	size int           // bytes of the head, the blank line included
+	req  *http.Request // Close: the client said Connection: close
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
@@ -114,7 +113,7 @@ func parseHead(raw []byte, base *http.Request) (h head, ok bool) {
 	r.Proto, r.ProtoMajor, r.ProtoMinor = proto, 1, 1
 	r.Header, r.Host = hdr, host
 	r.ContentLength, r.Close = length, closing
-	return head{size: len(raw), req: r, close: closing}, true
+	return head{size: len(raw), req: r}, true
 }
 
 // plainTarget reports whether target is in origin form ("/path?query")
@@ -148,20 +147,20 @@ func parseLength(v string) int64 {
 	return n
 }
 
-// connectionClose reads a Connection value: close is true when it has the
+// connectionClose reads a Connection value: closing is true when it has the
 // close token; ok is false for any token other than close and keep-alive
 // (an upgrade, a hop-by-hop header list: net/http's business).
-func connectionClose(v string) (close, ok bool) {
+func connectionClose(v string) (closing, ok bool) {
 	for tok := range strings.SplitSeq(v, ",") {
 		switch tok = strings.Trim(tok, " \t"); {
 		case strings.EqualFold(tok, "close"):
-			close = true
+			closing = true
 		case strings.EqualFold(tok, "keep-alive"):
 		default:
 			return false, false
 		}
 	}
-	return close, true
+	return closing, true
 }
 
 // canonicalKey is textproto.CanonicalMIMEHeaderKey without an allocation

@@ -49,9 +49,6 @@ type Server struct {
 	// answer, from the end of the head. Zero means no limit, as in
 	// net/http.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// BaseContext is the parent of every connection's context (default
-	// context.Background()).
-	BaseContext context.Context
 	// ErrorLog receives handler panics (default the log package's logger).
 	ErrorLog *log.Logger
 	// OnHandoff, when set, is called for every connection handed to
@@ -77,9 +74,6 @@ func (s *Server) init() {
 	s.once.Do(func() {
 		s.handoff = &handoffListener{conns: make(chan net.Conn), done: make(chan struct{})}
 		s.conns = map[*conn]struct{}{}
-		if s.BaseContext == nil {
-			s.BaseContext = context.Background()
-		}
 	})
 }
 
@@ -190,12 +184,12 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		nc.Close()
 		return nil
 	}
-	ctx, cancel := context.WithCancel(s.BaseContext)
+	// The handlers' context ends with the connection.
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		s:      s,
 		nc:     nc,
 		remote: nc.RemoteAddr().String(),
-		ctx:    ctx,
 		cancel: cancel,
 		br:     bufio.NewReaderSize(nc, readBufferSize),
 		bw:     bufio.NewWriterSize(nc, writeBufferSize),
@@ -234,7 +228,6 @@ type conn struct {
 	s      *Server
 	nc     net.Conn
 	remote string
-	ctx    context.Context
 	cancel context.CancelFunc
 	base   *http.Request // carries ctx and RemoteAddr; copied for every request
 	br     *bufio.Reader
@@ -267,7 +260,7 @@ func (c *conn) serve() {
 		if d := c.s.WriteTimeout; d > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(d))
 		}
-		if !c.serveRequest(h.req, h.close) {
+		if !c.serveRequest(h.req) {
 			return
 		}
 	}
@@ -344,7 +337,8 @@ func (c *conn) handOff() bool {
 
 // serveRequest runs the handler on req and writes its answer; false when
 // the connection is to be closed.
-func (c *conn) serveRequest(req *http.Request, clientClose bool) (keep bool) {
+func (c *conn) serveRequest(req *http.Request) (keep bool) {
+	clientClose := req.Close
 	c.body.reset(c.br, req.ContentLength)
 	if req.ContentLength > 0 {
 		req.Body = &c.body
