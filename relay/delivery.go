@@ -218,27 +218,23 @@ func (s *Server) startDeliverer(name string, b *BackendConfig, rt *backendRuntim
 	s.metrics.breakerState.WithLabelValues(name).Set(0)
 	d.acks = make(chan ackReq, b.Concurrency)
 	var workers sync.WaitGroup
-	if rt.bus != nil {
-		for i := 0; i < busWorkers; i++ {
+	spawn := func(n int, work func()) {
+		for range n {
 			d.wg.Add(1)
 			workers.Add(1)
 			go func() {
 				defer workers.Done()
-				d.busWork()
+				work()
 			}()
 		}
+	}
+	if rt.bus != nil {
+		spawn(busWorkers, d.busWork)
 	} else {
 		d.leases = make(chan *queue.Lease)
 		d.wg.Add(1)
 		go d.feed(b.Concurrency)
-		for i := 0; i < b.Concurrency; i++ {
-			d.wg.Add(1)
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				d.work()
-			}()
-		}
+		spawn(b.Concurrency, d.work)
 	}
 	d.wg.Add(1)
 	go d.ackLoop()

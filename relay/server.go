@@ -35,7 +35,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgerelay/edgerelay/queue"
-	"github.com/edgerelay/edgerelay/relay/h1server"
 	"github.com/edgerelay/edgerelay/relay/inject"
 	"github.com/edgerelay/edgerelay/relay/outbound"
 	"github.com/edgerelay/edgerelay/relay/quarantine"
@@ -99,14 +98,6 @@ type state struct {
 	byName    map[string]*ChannelConfig
 	upstreams map[string]*outbound.Router // listener → its upstreams (longest prefix wins)
 	backends  map[string]*BackendConfig
-}
-
-type listener struct {
-	cfg  *ListenerConfig
-	ln   net.Listener
-	srv  *http.Server
-	fast *h1server.Server // plain listeners: serves callbacks, hands the rest to srv
-	acme *http.Server     // optional HTTP-01 challenge listener
 }
 
 // New prepares a Server for cfg: it opens the queue and binds every
@@ -213,81 +204,6 @@ func NewLogger(w io.Writer, lc LogConfig) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, ho))
 }
 
-func (s *Server) bindListener(lc *ListenerConfig) error {
-	ln, err := net.Listen("tcp", lc.Address)
-	if err != nil {
-		return fmt.Errorf("listener %q on %s: %w", lc.Name, lc.Address, err)
-	}
-	ln = newLimitListener(ln, lc.Name, lc.MaxConnections, lc.MaxConnectionsPerIP, s.log, s.connMet)
-	l := &listener{cfg: lc, ln: ln}
-	var h http.Handler = h2Guard(lc.Name, s.log, closeAfterChunked(s.listenerHandler(lc.Name)))
-	l.srv = &http.Server{
-		Handler:           h,
-		ConnContext:       guardConnContext,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: h2MaxConcurrentStreams},
-		ReadHeaderTimeout: lc.ReadTimeout,
-		ReadTimeout:       lc.ReadTimeout,
-		WriteTimeout:      lc.WriteTimeout,
-		IdleTimeout:       lc.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	if lc.TLS == nil {
-		// A plain listener's callbacks take the fast path; every other
-		// request (and its connection) goes on to l.srv. TLS listeners stay
-		// with net/http alone (HTTP/2, client certificates).
-		l.fast = &h1server.Server{
-			Handler:      h,
-			Claim:        s.claimsCallback(lc.Name),
-			ReadTimeout:  lc.ReadTimeout,
-			WriteTimeout: lc.WriteTimeout,
-			IdleTimeout:  lc.IdleTimeout,
-			ErrorLog:     l.srv.ErrorLog,
-			OnHandoff:    s.connMet.handoffs.WithLabelValues(lc.Name).Inc,
-		}
-	}
-	if lc.TLS != nil {
-		sc := lc.TLS.Server
-		sc.Address = ln.Addr().String() // the bound port, when the file says 0
-		sc.Logger = s.log               // the tls package adds the listener name
-		sc.OnEvent = func(kind, name string, err error) { s.metrics.certEvent(lc.Name, kind, name, err) }
-		ts, err := relaytls.NewServer(sc)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listener %q tls: %w", lc.Name, err)
-		}
-		s.tlsServers[lc.Name] = ts
-		l.srv.TLSConfig = ts.TLSConfig()
-		if lc.TLS.HTTPChallengeAddress != "" {
-			cln, err := net.Listen("tcp", lc.TLS.HTTPChallengeAddress)
-			if err != nil {
-				ln.Close()
-				return fmt.Errorf("listener %q http_challenge_address %s: %w", lc.Name, lc.TLS.HTTPChallengeAddress, err)
-			}
-			l.acme = &http.Server{Handler: ts.HTTPChallengeHandler(redirectHTTPS()), ReadHeaderTimeout: 10 * time.Second}
-			go l.acme.Serve(cln)
-		}
-	}
-	s.listeners[lc.Name] = l
-	return nil
-}
-
-func redirectHTTPS() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusMovedPermanently)
-	})
-}
-
-func (s *Server) closeListeners() {
-	for _, l := range s.listeners {
-		l.ln.Close()
-	}
-}
-
 // Start serves every listener and the admin API and starts deliveries.
 func (s *Server) Start() error {
 	s.mu.Lock()
@@ -298,21 +214,10 @@ func (s *Server) Start() error {
 		}
 	}
 	for _, l := range s.listeners {
-		l := l
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
-			var err error
-			switch {
-			case l.fast != nil:
-				go l.srv.Serve(l.fast.Handoff())
-				err = l.fast.Serve(l.ln)
-			case l.srv.TLSConfig != nil:
-				err = l.srv.ServeTLS(l.ln, "", "")
-			default:
-				err = l.srv.Serve(l.ln)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := l.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("listener stopped", "listener", l.cfg.Name, "err", err)
 			}
 		}()
@@ -339,17 +244,6 @@ func (s *Server) Start() error {
 		s.expiryWatch()
 	}()
 	return nil
-}
-
-// ListenerAddr returns the bound address of a listener ("" if unknown):
-// useful when the configuration asked for port 0.
-func (s *Server) ListenerAddr(name string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.listeners[name]; l != nil {
-		return l.ln.Addr().String()
-	}
-	return ""
 }
 
 // AdminAddr returns the bound address of the admin listener.
@@ -592,17 +486,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			wg.Add(1)
 			go func(l *listener) {
 				defer wg.Done()
-				if l.fast != nil {
-					if err := l.fast.Shutdown(ctx); err != nil {
-						l.fast.Close()
-					}
-				}
-				if err := l.srv.Shutdown(ctx); err != nil {
-					l.srv.Close()
-				}
-				if l.acme != nil {
-					l.acme.Close()
-				}
+				l.shutdown(ctx)
 			}(l)
 		}
 		if !waitCtx(&wg, ctx) {
