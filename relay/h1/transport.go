@@ -195,6 +195,9 @@ func (e noBytes) Unwrap() error { return e.err }
 // connection, and the socket's deadline may fire a moment before the
 // context's own timer.
 func contextErr(ctx context.Context, err error) error {
+	if ctx == nil {
+		return err // Send: no context, a deadline only
+	}
 	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
