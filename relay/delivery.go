@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -35,6 +36,9 @@ type deliverer struct {
 	breaker *gobreaker.TwoStepCircuitBreaker[struct{}]
 	bcfg    BreakerConfig
 	workers int
+	// The series every delivery touches, looked up once.
+	duration  prometheus.Observer
+	delivered prometheus.Counter
 
 	ctx    context.Context // cancelled by stop: no new leases
 	cancel context.CancelFunc
@@ -53,6 +57,7 @@ type backendRuntime struct {
 	limiter *rate.Limiter                         // nil without rate
 	proxy   func(*http.Request) (*url.URL, error) // nil: direct
 	bus     *busRuntime                           // nil for url backends
+	lean    *leanBackend                          // plain http without a proxy: the lean path (delivery_lean.go)
 }
 
 // newBackendRuntime builds the client, credentials and pacing of b. The
@@ -99,8 +104,10 @@ func newBackendRuntime(b *BackendConfig, old *backendRuntime) (*backendRuntime, 
 		// what it does not handle. The attempt's context (send) bounds
 		// each exchange, body included, as Timeout did.
 		// Its dial, keep-alive and idle defaults are tr's settings.
-		rt.client.Transport = &h1.Transport{Fallback: tr, MaxIdlePerHost: b.Concurrency * 2}
+		lean := &h1.Transport{Fallback: tr, MaxIdlePerHost: b.Concurrency * 2}
+		rt.client.Transport = lean
 		rt.client.Timeout = 0
+		rt.lean = newLeanBackend(b, lean, b.SignSecret != "")
 	}
 	if b.SignSecret != "" {
 		if rt.signer, err = auth.NewWebhookSigner(b.SignSecret); err != nil {
@@ -201,7 +208,9 @@ func (s *Server) syncDeliverers(st *state) {
 }
 
 func (s *Server) startDeliverer(name string, b *BackendConfig, rt *backendRuntime) *deliverer {
-	d := &deliverer{s: s, name: name, bcfg: b.Breaker, workers: b.Concurrency}
+	d := &deliverer{s: s, name: name, bcfg: b.Breaker, workers: b.Concurrency,
+		duration:  s.metrics.deliveryDuration.WithLabelValues(name),
+		delivered: s.metrics.attempts.WithLabelValues(name, "delivered")}
 	d.rt.Store(rt)
 	d.ctx, d.cancel = context.WithCancel(s.ctx)
 	failures := uint32(b.Breaker.Failures)

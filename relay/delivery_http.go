@@ -27,6 +27,9 @@ func (d *deliverer) attempt(rt *backendRuntime, l *queue.Lease, done func(error)
 // fetched token (oauth2, huawei_iam) drops it and sends once more with a
 // fresh one, inside the same attempt.
 func (d *deliverer) send(rt *backendRuntime, l *queue.Lease) (res attemptResult, status int, retryAfter time.Duration, errText string) {
+	if rt.lean != nil {
+		return d.sendLean(rt, l)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
 	defer cancel()
 	rest := d.s.channelRest(l.Event)
@@ -34,7 +37,7 @@ func (d *deliverer) send(rt *backendRuntime, l *queue.Lease) (res attemptResult,
 	for try := 0; ; try++ {
 		req, att, err := rt.request(ctx, l, rest)
 		if err != nil {
-			if errors.Is(err, inject.ErrExpired) || errors.Is(err, inject.ErrTokenEndpoint) {
+			if isCredentialErr(err) {
 				return retryable, 0, 0, "credentials: " + err.Error()
 			}
 			return permanent, 0, 0, "building request: " + err.Error()
@@ -52,15 +55,26 @@ func (d *deliverer) send(rt *backendRuntime, l *queue.Lease) (res attemptResult,
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // keep the connection reusable
-	status = resp.StatusCode
+	return classify(resp.StatusCode, resp.Header.Get("Retry-After"), snippet)
+}
+
+// classify turns a backend's answer into an attempt's outcome.
+func classify(status int, retryAfter string, snippet []byte) (attemptResult, int, time.Duration, string) {
 	switch {
 	case status >= 200 && status < 300:
 		return delivered, status, 0, ""
 	case status == 408 || status == 425 || status == 429 || status >= 500:
-		return retryable, status, parseRetryAfter(resp.Header.Get("Retry-After")), fmt.Sprintf("backend answered %d %s", status, trimSnippet(snippet))
+		return retryable, status, parseRetryAfter(retryAfter), fmt.Sprintf("backend answered %d %s", status, trimSnippet(snippet))
 	default:
 		return permanent, status, 0, fmt.Sprintf("backend answered %d %s", status, trimSnippet(snippet))
 	}
+}
+
+// isCredentialErr tells a credential that cannot be had now (expired,
+// token endpoint failing: retried later) from a request that cannot be
+// built at all.
+func isCredentialErr(err error) bool {
+	return errors.Is(err, inject.ErrExpired) || errors.Is(err, inject.ErrTokenEndpoint)
 }
 
 // request builds the HTTP request of one attempt: the URL (with {path}
