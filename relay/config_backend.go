@@ -4,6 +4,7 @@ import (
 	stdtls "crypto/tls"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -68,8 +69,14 @@ func (v *validator) backend(bb *backendBlock) *BackendConfig {
 	}
 	b.Trust = v.trust(bb.TrustStore, bb.TrustStoreRange, bb.TrustStorePassword, bb.TrustSystemRoots, bb.ClientCert)
 	b.Inject = v.injects(bb.Inject, fmt.Sprintf("backend %q", bb.Name), bb.TrustStorePassword)
-	for k, val := range bb.Headers {
+	seen := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(bb.Headers)) {
+		val := bb.Headers[k]
 		c := http.CanonicalHeaderKey(k)
+		if other, dup := seen[c]; dup {
+			v.errorf(bb.HeadersRange, "duplicate header", "headers: %q and %q name the same header (names are case-insensitive): keep one", other, k)
+		}
+		seen[c] = k
 		switch {
 		case k == "" || strings.ContainsAny(k, " \t\r\n:()<>@,;\\\"/[]?={}"):
 			v.errorf(bb.HeadersRange, "invalid header name", "headers: %q is not a header name", k)

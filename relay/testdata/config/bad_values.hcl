@@ -25,6 +25,7 @@ channel "twilio" {
 backend "crm" {
   url     = "crm.internal/events"
   timeout = "-1s"
+  headers = { "X-Tenant" = "a", "x-tenant" = "b" }
   retry {
     initial = "10s"
     max     = "1s"
