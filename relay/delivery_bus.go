@@ -215,11 +215,11 @@ func (d *deliverer) sendBatch(rt *backendRuntime, leases []*queue.Lease, dones [
 // them in one queue commit with whatever else is waiting there, while
 // this worker gathers its next batch.
 func (d *deliverer) ackDelivered(ls []*queue.Lease, elapsed time.Duration) {
-	dur := d.s.metrics.deliveryDuration.WithLabelValues(d.name)
+	dur := d.duration
 	for range ls {
 		dur.Observe(elapsed.Seconds())
 	}
-	d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Add(float64(len(ls)))
+	d.delivered.Add(float64(len(ls)))
 	for _, l := range ls {
 		d.acks <- ackReq{l: l, elapsed: elapsed}
 	}

@@ -96,12 +96,12 @@ const (
 // an ack, a retry or a dead letter, and tells the breaker.
 func (d *deliverer) finish(rt *backendRuntime, l *queue.Lease, done func(error), res attemptResult, status int, retryAfter time.Duration, errText string, elapsed time.Duration) {
 	ev := l.Event
-	d.s.metrics.deliveryDuration.WithLabelValues(d.name).Observe(elapsed.Seconds())
+	d.duration.Observe(elapsed.Seconds())
 	if res == delivered {
 		// url backends only: a bus batch's delivered leases go to ackDelivered.
 		// ackLoop writes the line once the ack is recorded.
 		done(nil)
-		d.s.metrics.attempts.WithLabelValues(d.name, "delivered").Inc()
+		d.delivered.Inc()
 		d.acks <- ackReq{l, status, elapsed}
 		return
 	}

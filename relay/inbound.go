@@ -81,7 +81,7 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 	log := callbackLog{s.log, ch.Name, r.RemoteAddr}
 	status := 0
 	defer func() {
-		s.metrics.requests.WithLabelValues(ch.Name, strconv.Itoa(status)).Inc()
+		s.metrics.request(ch.Name, status).Inc()
 	}()
 
 	if r.Method == http.MethodGet && !slices.Contains(ch.Methods, http.MethodGet) && (ch.Provider == "meta" || ch.VerifyToken != "") {

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,34 @@ type metrics struct {
 	certEvents       *prometheus.CounterVec
 
 	quarantineReleased *prometheus.CounterVec
+
+	// reqs caches requests' series: every callback counts in one.
+	reqMu sync.RWMutex
+	reqs  map[reqKey]prometheus.Counter
+}
+
+type reqKey struct {
+	channel string
+	status  int
+}
+
+// request returns the requests counter of a channel and status.
+func (m *metrics) request(channel string, status int) prometheus.Counter {
+	k := reqKey{channel, status}
+	m.reqMu.RLock()
+	c := m.reqs[k]
+	m.reqMu.RUnlock()
+	if c != nil {
+		return c
+	}
+	c = m.requests.WithLabelValues(channel, strconv.Itoa(status))
+	m.reqMu.Lock()
+	if m.reqs == nil {
+		m.reqs = map[reqKey]prometheus.Counter{}
+	}
+	m.reqs[k] = c
+	m.reqMu.Unlock()
+	return c
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
