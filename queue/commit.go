@@ -56,6 +56,31 @@ func newWriter(q *Queue) *writer {
 	return w
 }
 
+// maxKeptRecord is the largest journal record buffer a reused writer keeps.
+const maxKeptRecord = 1 << 20
+
+// batchWriter returns the committer's writer, reset for a new batch: its record buffer and maps
+// are reused from batch to batch (with writeMu held).
+func (q *Queue) batchWriter() *writer {
+	w := q.bw
+	if w == nil || cap(w.rec) > maxKeptRecord {
+		w = newWriter(q)
+		q.bw = w
+		return w
+	}
+	w.entries, w.bytes = 0, 0
+	if w.rec != nil {
+		w.rec = w.rec[:recordHeaderSize]
+	}
+	if w.staged != nil {
+		clear(w.staged)
+		clear(w.own)
+		w.gen = q.ov.gen.Load()
+	}
+	w.txn = q.db.NewTransaction(true)
+	return w
+}
+
 // setNew sets a key that did not exist before (a new event's records): with the overlay it goes
 // to the journal and the overlay only.
 func (w *writer) setNew(e *badger.Entry) error {
@@ -299,7 +324,7 @@ func (q *Queue) committer() {
 func (q *Queue) runBatch(batch []*op) {
 	q.writeMu.Lock()
 	defer q.writeMu.Unlock()
-	w := newWriter(q)
+	w := q.batchWriter()
 	for _, o := range batch {
 		if w.full() {
 			if err := w.flush(); err != nil {

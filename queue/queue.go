@@ -202,6 +202,7 @@ type Queue struct {
 	ops      chan *op
 	toSync   chan []*op // committed batches waiting for an fsync
 	writeMu  sync.Mutex // held while a batch is written, and while value-log GC runs
+	bw       *writer    // the committer's writer, reused (batchWriter); with writeMu
 	closing  chan struct{}
 	wg       sync.WaitGroup
 	senders  sync.WaitGroup // submits between the closed check and their send
