@@ -128,7 +128,11 @@ func (s *Server) serveCallback(w http.ResponseWriter, r *http.Request, st *state
 		return
 	}
 
-	ev, res := newEvent(st, ch, r.Method, rawTarget(r), r.Header, r.URL.Query(), body, start)
+	var query url.Values // nil without a query string: nothing to parse
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
+	ev, res := newEvent(st, ch, r.Method, rawTarget(r), r.Header, query, body, start)
 	backends := ev.Backends
 	out, err := s.q.Enqueue(r.Context(), ev, ch.DedupeWindow)
 	if err != nil {
