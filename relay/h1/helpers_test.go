@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,4 +151,24 @@ func withTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// captureServer answers every request with an empty 200 and keeps its
+// raw bytes, in order of arrival.
+func captureServer(t *testing.T) (*rawServer, func() [][]byte) {
+	var mu sync.Mutex
+	var got [][]byte
+	s := newRawServer(t, func(_ int64, c net.Conn, br *bufio.Reader) {
+		for {
+			raw := readRequest(br)
+			if raw == nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, raw)
+			mu.Unlock()
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	return s, func() [][]byte { mu.Lock(); defer mu.Unlock(); return slices.Clone(got) }
 }

@@ -1,10 +1,8 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -63,20 +61,7 @@ func wireRequests(base string) []*http.Request {
 // TestWireBytesMatchNetHTTP: every request goes out byte for byte as
 // net/http's Transport writes it.
 func TestWireBytesMatchNetHTTP(t *testing.T) {
-	var mu sync.Mutex
-	var got [][]byte
-	s := newRawServer(t, func(_ int64, c net.Conn, br *bufio.Reader) {
-		for {
-			raw := readRequest(br)
-			if raw == nil {
-				return
-			}
-			mu.Lock()
-			got = append(got, raw)
-			mu.Unlock()
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-		}
-	})
+	s, captured := captureServer(t)
 	std := &http.Transport{DisableCompression: true}
 	defer std.CloseIdleConnections()
 	lean := &Transport{}
@@ -90,12 +75,11 @@ func TestWireBytesMatchNetHTTP(t *testing.T) {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		mu.Lock()
+		got := captured()
 		if len(got) != 2*(i+1) {
 			t.Fatalf("request %d: server read %d requests", i, len(got))
 		}
 		want, have := got[2*i], got[2*i+1]
-		mu.Unlock()
 		if !bytes.Equal(want, have) {
 			t.Fatalf("request %d differs from net/http's:\nnet/http:\n%s\nh1:\n%s", i, want, have)
 		}
