@@ -135,6 +135,8 @@ type Options struct {
 	segmentSize int64
 	// noOverlay (tests of Badger's value log) writes every event to Badger at once.
 	noOverlay bool
+	// noWriteback (tests) leaves the write-out of Badger's files to checkpoints (writebackLoop).
+	noWriteback bool
 	// countGate (tests) holds the background count of the backlog until it is closed.
 	countGate chan struct{}
 	// checkedEvery (tests) replaces how often checkpoints rewrite the record of known good
@@ -355,6 +357,10 @@ func Open(o Options) (*Queue, error) {
 		}
 		q.wg.Add(1)
 		go q.checkpointer()
+		if !o.noWriteback {
+			q.wg.Add(1)
+			go q.writebackLoop()
+		}
 	}
 	q.measureSize()
 	if !o.InMemory {
