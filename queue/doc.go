@@ -10,7 +10,7 @@
 // the transactions written meanwhile and wakes their callers. Badger runs without syncs and is
 // synced in the background at checkpoints; Open applies the journal's records after the last
 // checkpoint again, so what a crash or power cut took from Badger's unsynced files comes back.
-// On Linux a writeback loop starts the write-out of Badger's newest files every 50 ms
+// On Linux a writeback loop starts the write-out of Badger's newest files every 20 ms
 // (writeback_linux.go), so a checkpoint's sync finds little left to write and the journal's
 // fsyncs do not queue behind it.
 //

@@ -10,7 +10,7 @@ import (
 )
 
 // writebackEvery is how often writebackLoop starts the write-out of Badger's newest files.
-const writebackEvery = 50 * time.Millisecond
+const writebackEvery = 20 * time.Millisecond
 
 // writebackLoop starts, every writebackEvery, the kernel's write-out of the pages Badger has
 // written to its newest value-log files and its memtable logs since the last checkpoint
