@@ -46,6 +46,9 @@ func (v *validator) backend(bb *backendBlock) *BackendConfig {
 	defer func() { v.owner = "" }()
 	bus := v.destination(bb, b)
 	b.Timeout = v.duration(bb.Timeout, bb.TimeoutRange, "timeout", 10*time.Second)
+	if bb.Timeout != nil && b.Timeout == 0 {
+		v.errorf(bb.TimeoutRange, "invalid duration", "timeout = %q: a backend's timeout must be longer than zero (every attempt would fail at once); leave it out for the default, 10s", *bb.Timeout)
+	}
 	b.Concurrency = v.positive(bb.Concurrency, bb.ConcurrencyRange, "concurrency", map[bool]int{false: 16, true: defaultBusConcurrency}[bus], false)
 	b.Retry = RetryPolicy{Initial: time.Second, Max: 5 * time.Minute, MaxAge: 168 * time.Hour}
 	if r := bb.Retry; r != nil {

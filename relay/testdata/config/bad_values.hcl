@@ -31,3 +31,8 @@ backend "crm" {
     max     = "1s"
   }
 }
+
+backend "zero" {
+  url     = "http://127.0.0.1:9/events"
+  timeout = "0s"
+}
