@@ -5,8 +5,11 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,7 +121,43 @@ func BenchmarkDelivery(b *testing.B) {
 		"X-Relay-Attempt":     {"1"},
 		"X-Relay-Received-At": {"2026-12-02T10:58:08.123456789Z"},
 	}
+	var fields []Field // the same fields for Send, in net/http's order
+	for _, k := range slices.Sorted(maps.Keys(hdr)) {
+		fields = append(fields, Field{k, hdr[k][0]})
+	}
 	for _, mode := range []string{"serial", "parallel"} {
+		b.Run(mode+"/h1_send", func(b *testing.B) {
+			u, _ := url.Parse(benchServer(b))
+			dest, err := DestOf(u)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr := &Transport{MaxIdlePerHost: 64}
+			defer tr.CloseIdleConnections()
+			send := func(snippet []byte) {
+				rep, err := tr.Send(&Request{Method: http.MethodPost, Dest: dest, Fields: fields, Body: body, Deadline: time.Now().Add(10 * time.Second)}, snippet)
+				if err != nil || rep.Status != 200 || string(rep.Snippet) != "ok" {
+					b.Fatalf("status %d body %q: %v", rep.Status, rep.Snippet, err)
+				}
+			}
+			var snip [256]byte
+			send(snip[:])
+			b.ReportAllocs()
+			b.ResetTimer()
+			if mode == "serial" {
+				for i := 0; i < b.N; i++ {
+					send(snip[:])
+				}
+				return
+			}
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				var snip [256]byte
+				for pb.Next() {
+					send(snip[:])
+				}
+			})
+		})
 		for _, tt := range benchTransports() {
 			b.Run(mode+"/"+tt.name, func(b *testing.B) {
 				url := benchServer(b)
