@@ -57,7 +57,8 @@ type backendRuntime struct {
 	limiter *rate.Limiter                         // nil without rate
 	proxy   func(*http.Request) (*url.URL, error) // nil: direct
 	bus     *busRuntime                           // nil for url backends
-	lean    *leanBackend                          // plain http without a proxy: the lean path (delivery_lean.go)
+	plan    *fieldPlan                            // url backends: the fields of every attempt (delivery_lean.go)
+	lean    *leanDest                             // plain http without a proxy: sent by h1.Send (delivery_lean.go)
 }
 
 // newBackendRuntime builds the client, credentials and pacing of b. The
@@ -107,8 +108,9 @@ func newBackendRuntime(b *BackendConfig, old *backendRuntime) (*backendRuntime, 
 		lean := &h1.Transport{Fallback: tr, MaxIdlePerHost: b.Concurrency * 2}
 		rt.client.Transport = lean
 		rt.client.Timeout = 0
-		rt.lean = newLeanBackend(b, lean, b.SignSecret != "")
+		rt.lean = newLeanDest(b, lean)
 	}
+	rt.plan = newFieldPlan(b, b.SignSecret != "")
 	if b.SignSecret != "" {
 		if rt.signer, err = auth.NewWebhookSigner(b.SignSecret); err != nil {
 			return nil, fmt.Errorf("backend %q sign: %w", b.Name, err)
