@@ -81,56 +81,34 @@ func encodeRequest(req *http.Request) (*encoder, error) {
 }
 
 func (e *encoder) encode(req *http.Request, method, host, ruri string) ([]byte, error) {
-	b := e.buf[:0]
-	b = append(b, method...)
-	b = append(b, ' ')
-	b = append(b, ruri...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, host...)
-	b = append(b, "\r\n"...)
 	ua := defaultUserAgent
 	if v, ok := req.Header["User-Agent"]; ok {
 		ua = ""
 		if len(v) > 0 {
-			ua = strings.TrimSpace(v[0])
+			ua = v[0]
 		}
 	}
-	if ua != "" {
-		if !httpguts.ValidHeaderFieldValue(ua) {
-			return nil, errors.New("h1: invalid User-Agent header value")
-		}
-		b = append(b, "User-Agent: "...)
-		b = append(b, ua...)
-		b = append(b, "\r\n"...)
-	}
-	if req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
-		b = append(b, "Connection: close\r\n"...)
-	}
-	if req.ContentLength > 0 || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, req.ContentLength, 10)
-		b = append(b, "\r\n"...)
-	}
+	connClose := req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close")
 	for k := range req.Header {
 		switch k {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, fmt.Errorf("h1: invalid header field name %q", k)
+			return nil, fmt.Errorf("h1: invalid header field name %q", k) // even without values, as net/http
 		}
 		e.keys = append(e.keys, k)
 	}
 	slices.Sort(e.keys)
+	b, err := appendHead(e.buf[:0], method, ruri, host, ua, connClose, req.ContentLength)
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range e.keys {
 		for _, v := range req.Header[k] {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return nil, fmt.Errorf("h1: invalid header field value for %q", k)
+			if b, err = appendField(b, k, v); err != nil {
+				return nil, err
 			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, strings.Trim(v, " \t")...)
-			b = append(b, "\r\n"...)
 		}
 	}
 	b = append(b, "\r\n"...)
@@ -147,6 +125,59 @@ func (e *encoder) encode(req *http.Request, method, host, ruri string) ([]byte, 
 		}
 	}
 	return b, nil
+}
+
+// appendHead appends the start of a request's head to b as net/http's
+// Transport writes it: the request line, Host, User-Agent (ua, trimmed;
+// no line when empty), Connection: close when asked, and Content-Length
+// (when n > 0 or the method carries a body). The fields follow
+// (appendField), then the blank line.
+func appendHead(b []byte, method, target, host, ua string, connClose bool, n int64) ([]byte, error) {
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, target...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	if ua = strings.TrimSpace(ua); ua != "" {
+		if !httpguts.ValidHeaderFieldValue(ua) {
+			return nil, errors.New("h1: invalid User-Agent header value")
+		}
+		b = append(b, "User-Agent: "...)
+		b = append(b, ua...)
+		b = append(b, "\r\n"...)
+	}
+	if connClose {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	if n > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, n, 10)
+		b = append(b, "\r\n"...)
+	}
+	return b, nil
+}
+
+// appendField appends one header field, its value trimmed; Host,
+// User-Agent, Content-Length, Transfer-Encoding and Trailer are left out
+// (appendHead writes them, or nobody does), and an invalid name or value
+// refuses the request.
+func appendField(b []byte, k, v string) ([]byte, error) {
+	switch k {
+	case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+		return b, nil
+	}
+	if !httpguts.ValidHeaderFieldName(k) {
+		return nil, fmt.Errorf("h1: invalid header field name %q", k)
+	}
+	v = strings.Trim(v, " \t")
+	if !httpguts.ValidHeaderFieldValue(v) {
+		return nil, fmt.Errorf("h1: invalid header field value for %q", k)
+	}
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	return append(b, "\r\n"...), nil
 }
 
 func isCTL(r rune) bool { return r < ' ' || r == 0x7f }

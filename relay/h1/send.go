@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -92,7 +91,7 @@ const discardLimit = 1 << 20
 func (t *Transport) Send(r *Request, snippet []byte) (Reply, error) {
 	e := encoders.Get().(*encoder)
 	defer e.release()
-	b, err := e.encodeFields(r)
+	b, connClose, err := e.encodeFields(r)
 	e.buf = b
 	if err != nil {
 		return Reply{}, err
@@ -110,7 +109,7 @@ func (t *Transport) Send(r *Request, snippet []byte) (Reply, error) {
 				return Reply{}, err
 			}
 		}
-		rep, err := c.send(r, b, snippet)
+		rep, err := c.send(r, b, connClose, snippet)
 		if err == nil {
 			return rep, nil
 		}
@@ -144,7 +143,7 @@ func (t *Transport) dialBy(addr string, dl time.Time) (*conn, error) {
 
 // send writes buf on c and reads the answer with its body. On error c is
 // closed; on success it is pooled or closed as its framing says.
-func (c *conn) send(r *Request, buf, snippet []byte) (Reply, error) {
+func (c *conn) send(r *Request, buf []byte, connClose bool, snippet []byte) (Reply, error) {
 	if err := c.nc.SetDeadline(r.Deadline); err != nil {
 		c.close()
 		return Reply{}, err
@@ -158,10 +157,8 @@ func (c *conn) send(r *Request, buf, snippet []byte) (Reply, error) {
 		c.close()
 		return Reply{}, err
 	}
-	for _, fl := range r.Fields {
-		if strings.EqualFold(fl.Name, "Connection") && httpguts.HeaderValuesContainsToken([]string{fl.Value}, "close") {
-			f.close = true
-		}
+	if connClose {
+		f.close = true // asked for: the backend ends the connection after this
 	}
 	rep := Reply{Status: resp.StatusCode}
 	if v := resp.Header["Retry-After"]; len(v) > 0 {
@@ -182,62 +179,36 @@ func (c *conn) send(r *Request, buf, snippet []byte) (Reply, error) {
 	return rep, nil
 }
 
-// encodeFields renders r into e's buffer (see Request).
-func (e *encoder) encodeFields(r *Request) ([]byte, error) {
+// encodeFields renders r into e's buffer (see Request) and tells whether
+// a Connection field asks for the connection to end after the answer.
+func (e *encoder) encodeFields(r *Request) (b []byte, connClose bool, err error) {
 	method := r.Method
 	if method == "" {
 		method = http.MethodGet
 	}
 	if !httpguts.ValidHeaderFieldName(method) {
-		return nil, fmt.Errorf("h1: invalid method %q", method)
+		return nil, false, fmt.Errorf("h1: invalid method %q", method)
 	}
-	b := e.buf[:0]
-	b = append(b, method...)
-	b = append(b, ' ')
-	b = append(b, r.Dest.Target...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, r.Dest.Host...)
-	b = append(b, "\r\n"...)
-	// User-Agent goes right after Host, as RoundTrip writes it: the first
-	// field of that name (none when its value is empty), else Go's default.
-	ua, hasUA := defaultUserAgent, false
+	// User-Agent: the first field of that name (none when its value is
+	// empty), else Go's default, as RoundTrip takes it from a Header.
+	ua := defaultUserAgent
 	for _, f := range r.Fields {
 		if f.Name == "User-Agent" {
-			ua, hasUA = strings.TrimSpace(f.Value), true
+			ua = f.Value
 			break
 		}
 	}
-	if ua != "" {
-		if hasUA && !httpguts.ValidHeaderFieldValue(ua) {
-			return nil, errors.New("h1: invalid User-Agent header value")
-		}
-		b = append(b, "User-Agent: "...)
-		b = append(b, ua...)
-		b = append(b, "\r\n"...)
-	}
-	if len(r.Body) > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, int64(len(r.Body)), 10)
-		b = append(b, "\r\n"...)
+	if b, err = appendHead(e.buf[:0], method, r.Dest.Target, r.Dest.Host, ua, false, int64(len(r.Body))); err != nil {
+		return nil, false, err
 	}
 	for _, f := range r.Fields {
-		switch f.Name {
-		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
-			continue // written above, or never (as in RoundTrip)
+		if strings.EqualFold(f.Name, "Connection") && httpguts.HeaderValuesContainsToken([]string{f.Value}, "close") {
+			connClose = true
 		}
-		if !httpguts.ValidHeaderFieldName(f.Name) {
-			return nil, fmt.Errorf("h1: invalid header field name %q", f.Name)
+		if b, err = appendField(b, f.Name, f.Value); err != nil {
+			return nil, false, err
 		}
-		v := strings.Trim(f.Value, " \t")
-		if !httpguts.ValidHeaderFieldValue(v) {
-			return nil, fmt.Errorf("h1: invalid header field value for %q", f.Name)
-		}
-		b = append(b, f.Name...)
-		b = append(b, ": "...)
-		b = append(b, v...)
-		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	b = append(b, r.Body...)
-	return b, nil
+	return append(b, r.Body...), connClose, nil
 }

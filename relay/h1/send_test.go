@@ -153,12 +153,12 @@ func TestSendEncodeFields(t *testing.T) {
 			"DELETE /t HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 2\r\nX-B: 2\r\nX-A: 1\r\n\r\nxy"},
 	} {
 		e := &encoder{}
-		b, err := e.encodeFields(&c.r)
+		b, _, err := e.encodeFields(&c.r)
 		if err != nil || string(b) != c.want {
 			t.Fatalf("%+v: %q, %v; want %q", c.r, b, err, c.want)
 		}
 	}
-	if _, err := (&encoder{}).encodeFields(&Request{Method: "BAD METHOD", Dest: d}); err == nil {
+	if _, _, err := (&encoder{}).encodeFields(&Request{Method: "BAD METHOD", Dest: d}); err == nil {
 		t.Fatal("no error for an invalid method")
 	}
 }
