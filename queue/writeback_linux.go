@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"cmp"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,8 +56,7 @@ func (q *Queue) writebackLoop() {
 				vlogs = append(vlogs, name)
 			}
 		}
-		newest := newestVlogs(vlogs, 2)
-		for _, name := range newest {
+		for _, name := range newestVlogs(vlogs, 2) {
 			seen[name] = true
 		}
 		for name, f := range open {
@@ -79,25 +80,20 @@ func (q *Queue) writebackLoop() {
 
 // newestVlogs returns the n value-log file names with the highest numbers.
 func newestVlogs(names []string, n int) []string {
-	var out []string
-	var fids []uint64
+	type vlog struct {
+		fid  uint64
+		name string
+	}
+	var vs []vlog
 	for _, name := range names {
-		fid, ok := vlogID(name)
-		if !ok {
-			continue
+		if fid, ok := vlogID(name); ok {
+			vs = append(vs, vlog{fid, name})
 		}
-		i := len(fids)
-		for i > 0 && fids[i-1] < fid {
-			i--
-		}
-		if i >= n {
-			continue
-		}
-		fids = append(fids[:i], append([]uint64{fid}, fids[i:]...)...)
-		out = append(out[:i], append([]string{name}, out[i:]...)...)
-		if len(fids) > n {
-			fids, out = fids[:n], out[:n]
-		}
+	}
+	slices.SortFunc(vs, func(a, b vlog) int { return cmp.Compare(b.fid, a.fid) })
+	out := make([]string, 0, n)
+	for _, v := range vs[:min(n, len(vs))] {
+		out = append(out, v.name)
 	}
 	return out
 }
