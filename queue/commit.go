@@ -50,10 +50,18 @@ func newWriter(q *Queue) *writer {
 	if q.ov != nil && q.jr != nil {
 		w.staged = map[string]*stagedOp{}
 		w.own = map[string]bool{}
-		w.gen = q.ov.gen.Load()
 	}
-	w.txn = q.db.NewTransaction(true)
+	w.begin()
 	return w
+}
+
+// begin starts the writer's next transaction.
+func (w *writer) begin() {
+	if w.staged != nil {
+		w.gen = w.q.ov.gen.Load()
+	}
+	w.txn = w.q.db.NewTransaction(true)
+	w.entries, w.bytes = 0, 0
 }
 
 // maxKeptRecord is the largest journal record buffer a reused writer keeps.
@@ -68,16 +76,12 @@ func (q *Queue) batchWriter() *writer {
 		q.bw = w
 		return w
 	}
-	w.entries, w.bytes = 0, 0
 	if w.rec != nil {
 		w.rec = w.rec[:recordHeaderSize]
 	}
-	if w.staged != nil {
-		clear(w.staged)
-		clear(w.own)
-		w.gen = q.ov.gen.Load()
-	}
-	w.txn = q.db.NewTransaction(true)
+	clear(w.staged)
+	clear(w.own)
+	w.begin()
 	return w
 }
 
@@ -211,11 +215,7 @@ func (w *writer) flush() error {
 	if err := w.commit(); err != nil {
 		return err
 	}
-	if w.staged != nil {
-		w.gen = w.q.ov.gen.Load()
-	}
-	w.txn = w.q.db.NewTransaction(true)
-	w.entries, w.bytes = 0, 0
+	w.begin()
 	return nil
 }
 
