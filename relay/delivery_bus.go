@@ -215,9 +215,8 @@ func (d *deliverer) sendBatch(rt *backendRuntime, leases []*queue.Lease, dones [
 // them in one queue commit with whatever else is waiting there, while
 // this worker gathers its next batch.
 func (d *deliverer) ackDelivered(ls []*queue.Lease, elapsed time.Duration) {
-	dur := d.duration
 	for range ls {
-		dur.Observe(elapsed.Seconds())
+		d.duration.Observe(elapsed.Seconds())
 	}
 	d.delivered.Add(float64(len(ls)))
 	for _, l := range ls {

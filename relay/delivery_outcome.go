@@ -51,20 +51,19 @@ func (d *deliverer) ackLoop() {
 		for _, a := range batch {
 			ls = append(ls, a.l)
 		}
-		d.ackAll(ls, func(i int) attemptLog { return d.attemptLog(batch[i].l, batch[i].status, batch[i].elapsed) })
+		d.ackAll(ls, batch)
 	}
 }
 
 // ackAll acknowledges delivered leases in one queue commit, then writes
-// each one's line (line(i) is lease i's log): "delivered" at info, or the
-// failure to record it.
-func (d *deliverer) ackAll(ls []*queue.Lease, line func(i int) attemptLog) {
+// each one's line: "delivered" at info, or the failure to record it.
+func (d *deliverer) ackAll(ls []*queue.Lease, batch []ackReq) {
 	err := d.s.q.AckAll(ls)
 	if err == nil && !d.s.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
-	for i := range ls {
-		log := line(i)
+	for _, a := range batch {
+		log := d.attemptLog(a.l, a.status, a.elapsed)
 		if err != nil {
 			log.Error("delivered but not acknowledged in the queue: it may be delivered again", "err", err)
 			continue
