@@ -90,7 +90,7 @@ func leanLease() *queue.Lease {
 }
 
 // sendThreeWays sends l to b on the lean path, on the net/http path
-// (rt.lean nil: request + client.Do over h1's RoundTrip) and on plain
+// (rt.lean nil: exchangeHTTP, client.Do over h1's RoundTrip) and on plain
 // net/http (the same request over h1's net/http fallback transport).
 func sendThreeWays(t *testing.T, b *BackendConfig, l *queue.Lease) (outs [3]leanOutcome, rts [3]*backendRuntime) {
 	t.Helper()
