@@ -76,17 +76,3 @@ func eventJSON(ev *queue.Event, withContent bool) EventJSON {
 	}
 	return e
 }
-
-// redactAuthorization hides the BSP's Authorization header (stored only for
-// backends with pass_authorization) from the admin API.
-func redactAuthorization(h map[string][]string) map[string][]string {
-	if _, ok := h["Authorization"]; !ok {
-		return h
-	}
-	out := make(map[string][]string, len(h))
-	for k, v := range h {
-		out[k] = v
-	}
-	out["Authorization"] = []string{"[redacted]"}
-	return out
-}

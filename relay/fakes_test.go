@@ -221,11 +221,6 @@ func (p *platform) received(seg string) []string {
 	return append([]string(nil), p.uris[seg]...)
 }
 
-func (p *platform) port() string {
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(p.srv.URL, "https://"), "http://"))
-	return port
-}
-
 // fakeIAM is a Huawei IAM token endpoint that counts logins; the tokens it
 // issued are valid until revoked.
 type fakeIAM struct {

@@ -2,7 +2,6 @@ package h1
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -145,12 +144,6 @@ func settleGoroutines(want int) int {
 		n = runtime.NumGoroutine()
 	}
 	return n
-}
-
-func withTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // captureServer answers every request with an empty 200 and keeps its
