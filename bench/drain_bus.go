@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/edgerelay/edgerelay/internal/bustest"
 	"github.com/edgerelay/edgerelay/relay/destination"
@@ -38,6 +35,8 @@ type broker interface {
 	bare(n int, body func(i int) []byte, key func(i int) string) (time.Duration, error)
 	// readBack returns every record of the relay's topic or stream.
 	readBack() ([]busRecord, error)
+	// newRound is called before each round's first start.
+	newRound(round int)
 }
 
 type busRecord struct {
@@ -59,12 +58,18 @@ func (e *env) drainBus(kind string) (bool, error) {
 	case "nats":
 		b = &natsBroker{dir: filepath.Join(e.dir, "nats"), port: port}
 	default:
-		b = &kafkaBroker{port: port}
+		b = &kafkaBroker{port: port, external: splitList(o.kafkaAt)}
 	}
 	e.printf("== drain (%s): %d events per round, %d rounds; a bare client's publish rate to the same broker, then the relay's drain of a backlog queued while the broker was down; relay backend concurrency %d (the bus default), %d senders", kind, n, o.rounds, 2048, o.senders)
+	if kb, ok := b.(*kafkaBroker); ok && kb.external != nil {
+		e.printf("kafka: the cluster at %s (run outside the bench: not stopped, not emptied); the relay bootstraps through a gate at %s that listens only while the broker is to be up; topics of their own every round", strings.Join(kb.external, ","), kb.addr())
+	} else if kind == "kafka" {
+		e.printf("kafka: franz-go's kfake, an in-memory broker in this process (no disk, no replication): the bare figure is the client's own CPU; give -kafka-brokers for a real cluster")
+	}
 	var bares, relays []float64
 	ok := true
 	for round := 1; round <= o.rounds; round++ {
+		b.newRound(round)
 		if err := b.start(); err != nil {
 			return false, err
 		}
@@ -182,6 +187,8 @@ type natsBroker struct {
 	port int
 	s    *server.Server
 }
+
+func (b *natsBroker) newRound(int) {}
 
 func (b *natsBroker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.port) }
 
@@ -313,133 +320,4 @@ func (b *natsBroker) readBack() ([]busRecord, error) {
 	}
 	st.Purge(ctx)
 	return out, nil
-}
-
-// kafkaBroker is a one-broker kfake cluster (in memory: each start is
-// empty) with topics relay.meta and bare.meta of 8 partitions.
-type kafkaBroker struct {
-	port int
-	c    *kfake.Cluster
-}
-
-const kafkaPartitions = 8
-
-func (b *kafkaBroker) start() error {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.SeedTopics(kafkaPartitions, "relay.meta", "bare.meta"))
-	if err != nil {
-		return err
-	}
-	b.c = c
-	return nil
-}
-
-func (b *kafkaBroker) stop() {
-	if b.c != nil {
-		b.c.Close()
-		b.c = nil
-	}
-}
-
-func (b *kafkaBroker) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
-
-func (b *kafkaBroker) dest() string {
-	return fmt.Sprintf("kafka {\n    brokers = [%q]\n    topic   = \"relay.{provider}\"\n  }", b.addr())
-}
-
-func (b *kafkaBroker) stored() (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr()))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrListOffsetsRequest()
-	t := kmsg.NewListOffsetsRequestTopic()
-	t.Topic = "relay.meta"
-	for p := int32(0); p < kafkaPartitions; p++ {
-		pp := kmsg.NewListOffsetsRequestTopicPartition()
-		pp.Partition = p
-		pp.Timestamp = -1
-		t.Partitions = append(t.Partitions, pp)
-	}
-	req.Topics = append(req.Topics, t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		return 0, err
-	}
-	var sum int64
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			sum += rp.Offset
-		}
-	}
-	return sum, nil
-}
-
-func (b *kafkaBroker) bare(n int, body func(int) []byte, key func(int) string) (time.Duration, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr()), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.MaxBufferedRecords(64<<10))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		var hs []kgo.RecordHeader
-		for _, kv := range relayHeaders(fmt.Sprintf("bare-%d", i)) {
-			hs = append(hs, kgo.RecordHeader{Key: kv[0], Value: []byte(kv[1])})
-		}
-		recs[i] = &kgo.Record{Topic: "bare.meta", Key: []byte(key(i)), Value: body(i), Headers: hs}
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	wg.Add(n)
-	start := time.Now()
-	for _, r := range recs {
-		cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				firstErr = cmpErr(firstErr, err)
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	return time.Since(start), firstErr
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
-func (b *kafkaBroker) readBack() ([]busRecord, error) {
-	want, err := b.stored()
-	if err != nil {
-		return nil, err
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr()), kgo.ConsumeTopics("relay.meta"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var out []busRecord
-	for int64(len(out)) < want && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			var id string
-			for _, h := range r.Headers {
-				if h.Key == destination.HeaderEventID {
-					id = string(h.Value)
-				}
-			}
-			out = append(out, busRecord{eventID: id, body: r.Value})
-		})
-	}
-	return out, ctx.Err()
 }

@@ -41,6 +41,8 @@
 // started and the rate measured from the first record stored to the last.
 // Every record is then read back: once per X-Relay-Event-Id, bodies byte
 // for byte. It prints both rates per round, their medians and the ratio.
+// With -kafka-brokers the Kafka rounds use a cluster run outside the bench
+// (kafka_external.go) instead of kfake.
 //
 // Ingest mode (-mode ingest [-duration 10s] [-conns 64] [-rounds 3]) loads,
 // in alternation for -rounds rounds, (a) a minimal Go server doing the same
@@ -124,6 +126,7 @@ type options struct {
 	ptDuration time.Duration
 	drain      time.Duration
 	busN       int
+	kafkaAt    string
 	senders    int
 	concurrent int
 	strict     bool
@@ -144,6 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.mode, "mode", "all", "ingest, passthrough, saturate, drain or all")
 	fs.IntVar(&o.n, "n", 1000000, "drain: the backlog's size in events")
 	fs.IntVar(&o.busN, "bus-n", 100000, "drain-bus, drain-nats, drain-kafka: the backlog's size in events per round")
+	fs.StringVar(&o.kafkaAt, "kafka-brokers", "", "drain-kafka, drain-bus: a Kafka cluster run outside the bench (host:port,…) instead of kfake; the relay bootstraps through a gate the bench closes while the broker is to be down, and every round uses topics of its own")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "load time per server per round (ingest); passthrough uses -pt-duration")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring, per run")
 	fs.IntVar(&o.conns, "conns", 64, "concurrent keep-alive connections")
