@@ -48,336 +48,198 @@ func scanGupshup(body []byte, p *gupshupPayload) bool {
 
 // payload reads Meta's top-level object.
 func (s *scanner) payload(p *metaPayload) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "object"):
-			ok = s.text(&p.Object)
+			return s.text(&p.Object)
 		case keyIs(key, "gs_app_id"):
-			ok = s.text(&p.GSAppID)
+			return s.text(&p.GSAppID)
 		case keyIs(key, "entry"):
-			ok = s.entries(&p.Entry)
-		default:
-			ok = s.skip()
+			return s.entries(&p.Entry)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 func (s *scanner) entries(dst *[]metaEntry) bool {
-	if arr, ok := listStart(s, dst); !arr || !ok {
-		return ok
-	}
-	v, i := *dst, 0
-	for first := true; ; first = false {
-		done, ok := s.element(first)
-		if !ok {
-			return false
-		}
-		if done {
-			break
-		}
-		v = listElem(v, i)
-		if !s.entry(&v[i]) {
-			return false
-		}
-		i++
-	}
-	*dst = listEnd(v, i)
-	return true
+	return list(s, dst, func(e *metaEntry) bool { return s.entry(e) })
 }
 
 func (s *scanner) entry(e *metaEntry) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "id"):
-			ok = s.text(&e.ID)
+			return s.text(&e.ID)
 		case keyIs(key, "changes"):
-			ok = s.changes(&e.Changes)
-		default:
-			ok = s.skip()
+			return s.changes(&e.Changes)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 func (s *scanner) changes(dst *[]metaChange) bool {
-	if arr, ok := listStart(s, dst); !arr || !ok {
-		return ok
-	}
-	v, i := *dst, 0
-	for first := true; ; first = false {
-		done, ok := s.element(first)
-		if !ok {
-			return false
-		}
-		if done {
-			break
-		}
-		v = listElem(v, i)
-		if !s.change(&v[i]) {
-			return false
-		}
-		i++
-	}
-	*dst = listEnd(v, i)
-	return true
+	return list(s, dst, func(e *metaChange) bool { return s.change(e) })
 }
 
 func (s *scanner) change(c *metaChange) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "field"):
-			ok = s.text(&c.Field)
+			return s.text(&c.Field)
 		case keyIs(key, "value"):
-			ok = s.value(&c.Value)
-		default:
-			ok = s.skip()
+			return s.value(&c.Value)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 func (s *scanner) value(v *metaValue) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "metadata"):
-			ok = s.metadata(&v.Metadata)
+			return s.metadata(&v.Metadata)
 		case keyIs(key, "messages"):
-			ok = s.messages(&v.Messages)
+			return s.messages(&v.Messages)
 		case keyIs(key, "statuses"):
-			ok = s.statuses(&v.Statuses)
-		default:
-			ok = s.skip()
+			return s.statuses(&v.Statuses)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 func (s *scanner) metadata(m *metaMetadata) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "display_phone_number"):
-			ok = s.text(&m.DisplayPhoneNumber)
+			return s.text(&m.DisplayPhoneNumber)
 		case keyIs(key, "phone_number_id"):
-			ok = s.text(&m.PhoneNumberID)
-		default:
-			ok = s.skip()
+			return s.text(&m.PhoneNumberID)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 func (s *scanner) messages(dst *[]metaMessage) bool {
-	if arr, ok := listStart(s, dst); !arr || !ok {
-		return ok
-	}
-	v, i := *dst, 0
-	for first := true; ; first = false {
-		done, ok := s.element(first)
-		if !ok {
-			return false
-		}
-		if done {
-			break
-		}
-		v = listElem(v, i)
-		if !s.message(&v[i]) {
-			return false
-		}
-		i++
-	}
-	*dst = listEnd(v, i)
-	return true
+	return list(s, dst, func(e *metaMessage) bool { return s.message(e) })
 }
 
 func (s *scanner) message(m *metaMessage) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "id"):
-			ok = s.text(&m.ID)
+			return s.text(&m.ID)
 		case keyIs(key, "from"):
-			ok = s.text(&m.From)
+			return s.text(&m.From)
 		case keyIs(key, "from_user_id"):
-			ok = s.text(&m.FromUserID)
-		default:
-			ok = s.skip()
+			return s.text(&m.FromUserID)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 func (s *scanner) statuses(dst *[]metaStatus) bool {
-	if arr, ok := listStart(s, dst); !arr || !ok {
-		return ok
-	}
-	v, i := *dst, 0
-	for first := true; ; first = false {
-		done, ok := s.element(first)
-		if !ok {
-			return false
-		}
-		if done {
-			break
-		}
-		v = listElem(v, i)
-		if !s.status(&v[i]) {
-			return false
-		}
-		i++
-	}
-	*dst = listEnd(v, i)
-	return true
+	return list(s, dst, func(e *metaStatus) bool { return s.status(e) })
 }
 
 func (s *scanner) status(st *metaStatus) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "id"):
-			ok = s.text(&st.ID)
+			return s.text(&st.ID)
 		case keyIs(key, "status"):
-			ok = s.text(&st.Status)
+			return s.text(&st.Status)
 		case keyIs(key, "recipient_id"):
-			ok = s.text(&st.RecipientID)
+			return s.text(&st.RecipientID)
 		case keyIs(key, "recipient_user_id"):
-			ok = s.text(&st.RecipientUserID)
-		default:
-			ok = s.skip()
+			return s.text(&st.RecipientUserID)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 // gupshup reads a Gupshup callback: gupshupPayload embeds metaPayload, whose members encoding/json
 // reads at the top level beside the v2 ones.
 func (s *scanner) gupshup(p *gupshupPayload) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "object"):
-			ok = s.text(&p.Object)
+			return s.text(&p.Object)
 		case keyIs(key, "gs_app_id"):
-			ok = s.text(&p.GSAppID)
+			return s.text(&p.GSAppID)
 		case keyIs(key, "entry"):
-			ok = s.entries(&p.Entry)
+			return s.entries(&p.Entry)
 		case keyIs(key, "app"):
-			ok = s.text(&p.App)
+			return s.text(&p.App)
 		case keyIs(key, "type"):
-			ok = s.text(&p.Type)
+			return s.text(&p.Type)
 		case keyIs(key, "payload"):
-			ok = s.gupshupV2(p)
-		default:
-			ok = s.skip()
+			return s.gupshupV2(p)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 // gupshupV2 reads p.Payload.
 func (s *scanner) gupshupV2(p *gupshupPayload) bool {
-	if obj, ok := s.structStart(); !obj || !ok {
-		return ok
-	}
 	pl := &p.Payload
-	for first := true; ; first = false {
-		key, done, ok := s.member(first)
-		if done || !ok {
-			return ok
-		}
+	return s.object(func(key []byte) bool {
 		switch {
 		case keyIs(key, "id"):
-			ok = s.text(&pl.ID)
+			return s.text(&pl.ID)
 		case keyIs(key, "type"):
-			ok = s.text(&pl.Type)
+			return s.text(&pl.Type)
 		case keyIs(key, "source"):
-			ok = s.text(&pl.Source)
+			return s.text(&pl.Source)
 		case keyIs(key, "destination"):
-			ok = s.text(&pl.Destination)
+			return s.text(&pl.Destination)
 		case keyIs(key, "phone"):
-			ok = s.text(&pl.Phone)
+			return s.text(&pl.Phone)
 		case keyIs(key, "sender"):
-			ok = s.gupshupSender(p)
-		default:
-			ok = s.skip()
+			return s.gupshupSender(p)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return s.skip()
+	})
 }
 
 // gupshupSender reads p.Payload.Sender.
 func (s *scanner) gupshupSender(p *gupshupPayload) bool {
+	return s.object(func(key []byte) bool {
+		if keyIs(key, "phone") {
+			return s.text(&p.Payload.Sender.Phone)
+		}
+		return s.skip()
+	})
+}
+
+// list reads a JSON array into *dst, one element with elem each, reusing the slice decoded before
+// (see listStart, listElem, listEnd).
+func list[E any](s *scanner, dst *[]E, elem func(*E) bool) bool {
+	if arr, ok := listStart(s, dst); !arr || !ok {
+		return ok
+	}
+	v, i := *dst, 0
+	for first := true; ; first = false {
+		done, ok := s.element(first)
+		if !ok {
+			return false
+		}
+		if done {
+			break
+		}
+		v = listElem(v, i)
+		if !elem(&v[i]) {
+			return false
+		}
+		i++
+	}
+	*dst = listEnd(v, i)
+	return true
+}
+
+// object reads a JSON object, handing each member's key to field, which reads the member's value
+// (skipping what it does not hold) and reports false on malformed input. A value that is not an
+// object is skipped (see structStart).
+func (s *scanner) object(field func(key []byte) bool) bool {
 	if obj, ok := s.structStart(); !obj || !ok {
 		return ok
 	}
@@ -386,12 +248,7 @@ func (s *scanner) gupshupSender(p *gupshupPayload) bool {
 		if done || !ok {
 			return ok
 		}
-		if keyIs(key, "phone") {
-			ok = s.text(&p.Payload.Sender.Phone)
-		} else {
-			ok = s.skip()
-		}
-		if !ok {
+		if !field(key) {
 			return false
 		}
 	}
