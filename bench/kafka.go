@@ -68,7 +68,6 @@ func (b *kafkaBroker) start() error {
 		if err != nil {
 			return err
 		}
-		b.gate = g
 		if !b.created {
 			if err := b.createTopics(); err != nil {
 				g.close()
@@ -76,6 +75,7 @@ func (b *kafkaBroker) start() error {
 			}
 			b.created = true
 		}
+		b.gate = g
 		return nil
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.SeedTopics(kafkaPartitions, "relay.meta", "bare.meta"))
