@@ -36,7 +36,7 @@ type broker interface {
 	// readBack returns every record of the relay's topic or stream.
 	readBack() ([]busRecord, error)
 	// newRound is called before each round's first start.
-	newRound(round int)
+	newRound(round int) error
 }
 
 type busRecord struct {
@@ -58,7 +58,7 @@ func (e *env) drainBus(kind string) (bool, error) {
 	case "nats":
 		b = &natsBroker{dir: filepath.Join(e.dir, "nats"), port: port}
 	default:
-		b = &kafkaBroker{port: port, external: splitList(o.kafkaAt)}
+		b = &kafkaBroker{port: port, external: splitList(o.kafkaAt), run: time.Now().UTC().Format("20060102T150405")}
 	}
 	e.printf("== drain (%s): %d events per round, %d rounds; a bare client's publish rate to the same broker, then the relay's drain of a backlog queued while the broker was down; relay backend concurrency %d (the bus default), %d senders", kind, n, o.rounds, 2048, o.senders)
 	if kb, ok := b.(*kafkaBroker); ok && kb.external != nil {
@@ -69,7 +69,9 @@ func (e *env) drainBus(kind string) (bool, error) {
 	var bares, relays []float64
 	ok := true
 	for round := 1; round <= o.rounds; round++ {
-		b.newRound(round)
+		if err := b.newRound(round); err != nil {
+			return false, err
+		}
 		if err := b.start(); err != nil {
 			return false, err
 		}
@@ -188,7 +190,7 @@ type natsBroker struct {
 	s    *server.Server
 }
 
-func (b *natsBroker) newRound(int) {}
+func (b *natsBroker) newRound(int) error { return nil }
 
 func (b *natsBroker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.port) }
 

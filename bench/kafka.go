@@ -34,24 +34,26 @@ type kafkaBroker struct {
 	c    *kfake.Cluster
 
 	external []string
-	run      string // this bench run's part of the topic names
+	run      string // this bench run's part of the topic names (with external)
 	round    int
-	created  bool // the round's topics exist
 	gate     *gate
 }
 
 const kafkaPartitions = 8
 
-func (b *kafkaBroker) newRound(round int) {
-	b.round, b.created = round, false
-	if b.run == "" {
-		b.run = time.Now().UTC().Format("20060102T150405")
+// newRound creates the round's topics on an external cluster (kfake seeds
+// its own at every start).
+func (b *kafkaBroker) newRound(round int) error {
+	b.round = round
+	if b.external == nil {
+		return nil
 	}
+	return b.createTopics()
 }
 
-// topic is the relay's (or, with bare, the bare client's) topic prefix of
-// this round: "relay" and "bare" on kfake.
-func (b *kafkaBroker) topic(bare bool) string {
+// topicPrefix is the relay's (or, with bare, the bare client's) topic of
+// this round without its provider part: "relay" and "bare" on kfake.
+func (b *kafkaBroker) topicPrefix(bare bool) string {
 	name := "relay"
 	if bare {
 		name = "bare"
@@ -62,23 +64,20 @@ func (b *kafkaBroker) topic(bare bool) string {
 	return fmt.Sprintf("%s-%s-%d", name, b.run, b.round)
 }
 
+// topic is the full name of the relay's (or the bare client's) topic: the
+// bench's callbacks are all Meta's.
+func (b *kafkaBroker) topic(bare bool) string { return b.topicPrefix(bare) + ".meta" }
+
 func (b *kafkaBroker) start() error {
 	if b.external != nil {
 		g, err := openGate(b.addr(), b.external[0])
 		if err != nil {
 			return err
 		}
-		if !b.created {
-			if err := b.createTopics(); err != nil {
-				g.close()
-				return err
-			}
-			b.created = true
-		}
 		b.gate = g
 		return nil
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.SeedTopics(kafkaPartitions, "relay.meta", "bare.meta"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.SeedTopics(kafkaPartitions, b.topic(false), b.topic(true)))
 	if err != nil {
 		return err
 	}
@@ -109,7 +108,7 @@ func (b *kafkaBroker) seeds() []string {
 }
 
 func (b *kafkaBroker) dest() string {
-	return fmt.Sprintf("kafka {\n    brokers = [%q]\n    topic   = \"%s.{provider}\"\n  }", b.addr(), b.topic(false))
+	return fmt.Sprintf("kafka {\n    brokers = [%q]\n    topic   = \"%s.{provider}\"\n  }", b.addr(), b.topicPrefix(false))
 }
 
 // createTopics creates the round's two topics on the external cluster (its
@@ -122,7 +121,7 @@ func (b *kafkaBroker) createTopics() error {
 	defer cl.Close()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 30000
-	for _, name := range []string{b.topic(false) + ".meta", b.topic(true) + ".meta"} {
+	for _, name := range []string{b.topic(false), b.topic(true)} {
 		t := kmsg.NewCreateTopicsRequestTopic()
 		t.Topic, t.NumPartitions, t.ReplicationFactor = name, kafkaPartitions, -1
 		req.Topics = append(req.Topics, t)
@@ -149,7 +148,7 @@ func (b *kafkaBroker) stored() (int64, error) {
 	defer cl.Close()
 	req := kmsg.NewPtrListOffsetsRequest()
 	t := kmsg.NewListOffsetsRequestTopic()
-	t.Topic = b.topic(false) + ".meta"
+	t.Topic = b.topic(false)
 	for p := int32(0); p < kafkaPartitions; p++ {
 		pp := kmsg.NewListOffsetsRequestTopicPartition()
 		pp.Partition = p
@@ -181,7 +180,7 @@ func (b *kafkaBroker) bare(n int, body func(int) []byte, key func(int) string) (
 		return 0, err
 	}
 	defer cl.Close()
-	topic := b.topic(true) + ".meta"
+	topic := b.topic(true)
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		var hs []kgo.RecordHeader
@@ -221,7 +220,7 @@ func (b *kafkaBroker) readBack() ([]busRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.seeds()...), kgo.ConsumeTopics(b.topic(false)+".meta"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.seeds()...), kgo.ConsumeTopics(b.topic(false)), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return nil, err
 	}

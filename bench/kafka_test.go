@@ -27,7 +27,7 @@ func TestExternalKafkaGateAndRoundTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &kafkaBroker{port: port, external: splitList(" " + c.ListenAddrs()[0] + " ,")}
+	b := &kafkaBroker{port: port, external: splitList(" " + c.ListenAddrs()[0] + " ,"), run: "test"}
 
 	produce := func(n int) {
 		t.Helper()
@@ -40,7 +40,7 @@ func TestExternalKafkaGateAndRoundTopics(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		for i := range n {
-			r := &kgo.Record{Topic: b.topic(false) + ".meta", Value: []byte(fmt.Sprint("body-", i)),
+			r := &kgo.Record{Topic: b.topic(false), Value: []byte(fmt.Sprint("body-", i)),
 				Headers: []kgo.RecordHeader{{Key: destination.HeaderEventID, Value: []byte(fmt.Sprint("ev-", i))}}}
 			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 				t.Fatal(err)
@@ -49,7 +49,9 @@ func TestExternalKafkaGateAndRoundTopics(t *testing.T) {
 	}
 
 	for round, n := range []int{7, 3} {
-		b.newRound(round + 1)
+		if err := b.newRound(round + 1); err != nil {
+			t.Fatal(err)
+		}
 		if err := b.start(); err != nil {
 			t.Fatal(err)
 		}
