@@ -24,12 +24,11 @@ case $mode in
   *) echo "bench-ab: mode $mode: want ingest or saturate" >&2; exit 2 ;;
 esac
 
-bench=$(mktemp -d)/bench
-trap 'rm -rf "$(dirname "$bench")"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+bench=$work/bench out=$work/runs
 go build -o "$bench" ./bench
 
-out=$(mktemp)
-trap 'rm -rf "$(dirname "$bench")" "$out"' EXIT
 for _ in $(seq 1 "$pairs"); do
   for bin in "$@"; do
     # shellcheck disable=SC2086 # the bench arguments are meant to split
