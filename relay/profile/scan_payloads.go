@@ -108,15 +108,10 @@ func (s *scanner) value(v *metaValue) bool {
 }
 
 func (s *scanner) metadata(m *metaMetadata) bool {
-	return s.object(func(key []byte) bool {
-		switch {
-		case keyIs(key, "display_phone_number"):
-			return s.text(&m.DisplayPhoneNumber)
-		case keyIs(key, "phone_number_id"):
-			return s.text(&m.PhoneNumberID)
-		}
-		return s.skip()
-	})
+	return s.texts(
+		textField{"display_phone_number", &m.DisplayPhoneNumber},
+		textField{"phone_number_id", &m.PhoneNumberID},
+	)
 }
 
 func (s *scanner) messages(dst *[]metaMessage) bool {
@@ -124,17 +119,11 @@ func (s *scanner) messages(dst *[]metaMessage) bool {
 }
 
 func (s *scanner) message(m *metaMessage) bool {
-	return s.object(func(key []byte) bool {
-		switch {
-		case keyIs(key, "id"):
-			return s.text(&m.ID)
-		case keyIs(key, "from"):
-			return s.text(&m.From)
-		case keyIs(key, "from_user_id"):
-			return s.text(&m.FromUserID)
-		}
-		return s.skip()
-	})
+	return s.texts(
+		textField{"id", &m.ID},
+		textField{"from", &m.From},
+		textField{"from_user_id", &m.FromUserID},
+	)
 }
 
 func (s *scanner) statuses(dst *[]metaStatus) bool {
@@ -142,19 +131,12 @@ func (s *scanner) statuses(dst *[]metaStatus) bool {
 }
 
 func (s *scanner) status(st *metaStatus) bool {
-	return s.object(func(key []byte) bool {
-		switch {
-		case keyIs(key, "id"):
-			return s.text(&st.ID)
-		case keyIs(key, "status"):
-			return s.text(&st.Status)
-		case keyIs(key, "recipient_id"):
-			return s.text(&st.RecipientID)
-		case keyIs(key, "recipient_user_id"):
-			return s.text(&st.RecipientUserID)
-		}
-		return s.skip()
-	})
+	return s.texts(
+		textField{"id", &st.ID},
+		textField{"status", &st.Status},
+		textField{"recipient_id", &st.RecipientID},
+		textField{"recipient_user_id", &st.RecipientUserID},
+	)
 }
 
 // gupshup reads a Gupshup callback: gupshupPayload embeds metaPayload, whose members encoding/json
@@ -203,12 +185,9 @@ func (s *scanner) gupshupV2(p *gupshupPayload) bool {
 
 // gupshupSender reads p.Payload.Sender.
 func (s *scanner) gupshupSender(p *gupshupPayload) bool {
-	return s.object(func(key []byte) bool {
-		if keyIs(key, "phone") {
-			return s.text(&p.Payload.Sender.Phone)
-		}
-		return s.skip()
-	})
+	return s.texts(
+		textField{"phone", &p.Payload.Sender.Phone},
+	)
 }
 
 // list reads a JSON array into *dst, one element with elem each, reusing the slice decoded before
@@ -252,4 +231,23 @@ func (s *scanner) object(field func(key []byte) bool) bool {
 			return false
 		}
 	}
+}
+
+// textField is an object member read as a text.
+type textField struct {
+	name string
+	dst  *text
+}
+
+// texts reads an object whose members of interest are all texts (first
+// match in order, as a switch would); it skips the others.
+func (s *scanner) texts(fields ...textField) bool {
+	return s.object(func(key []byte) bool {
+		for _, f := range fields {
+			if keyIs(key, f.name) {
+				return s.text(f.dst)
+			}
+		}
+		return s.skip()
+	})
 }
