@@ -83,6 +83,8 @@ type journal struct {
 	off   int64
 	// dirty marks a segment written since the syncer last synced it.
 	dirty [2]atomic.Bool
+	// fs, when not nil, makes the syncer's fdatasyncs through AIO (fdsync_linux.go).
+	fs *fdsyncer
 
 	mu    sync.Mutex
 	moved *sync.Cond // signalled when cp advances or the checkpointer fails
@@ -122,6 +124,7 @@ func openJournal(dir string, segSize int64) (*journal, error) {
 		return nil, err
 	}
 	j.cp = cp
+	j.fs = newFdsyncer()
 	return j, syncDir(j.dir)
 }
 
@@ -130,6 +133,10 @@ func (j *journal) close() {
 		if f != nil {
 			f.Close()
 		}
+	}
+	if j.fs != nil {
+		j.fs.close()
+		j.fs = nil
 	}
 }
 
@@ -276,7 +283,13 @@ func (j *journal) sync() error {
 		if !j.dirty[i].Swap(false) {
 			continue
 		}
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		var err error
+		if j.fs != nil {
+			err = j.fs.fdatasync(f)
+		} else {
+			err = unix.Fdatasync(int(f.Fd()))
+		}
+		if err != nil {
 			j.dirty[i].Store(true)
 			return fmt.Errorf("journal: sync: %w", err)
 		}
