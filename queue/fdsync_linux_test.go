@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // The journal's syncs go through AIO on Linux, and every Enqueue still returns only after one.
@@ -64,5 +65,27 @@ func TestFdsyncerResults(t *testing.T) {
 	defer w.Close()
 	if err := s.fdatasync(r); err == nil {
 		t.Fatal("fdatasync of a pipe: no error")
+	}
+}
+
+// The iocb and io_event layouts match <linux/aio_abi.h>.
+func TestAIOLayout(t *testing.T) {
+	if got := unsafe.Sizeof(aioIocb{}); got != 64 {
+		t.Fatalf("iocb: %d bytes, want 64", got)
+	}
+	if got := unsafe.Offsetof(aioIocb{}.opcode); got != 16 {
+		t.Fatalf("aio_lio_opcode at %d, want 16", got)
+	}
+	if got := unsafe.Offsetof(aioIocb{}.fildes); got != 20 {
+		t.Fatalf("aio_fildes at %d, want 20", got)
+	}
+	if got := unsafe.Offsetof(aioIocb{}.flags); got != 56 {
+		t.Fatalf("aio_flags at %d, want 56", got)
+	}
+	if got := unsafe.Offsetof(aioIocb{}.resfd); got != 60 {
+		t.Fatalf("aio_resfd at %d, want 60", got)
+	}
+	if got := unsafe.Sizeof(aioEvent{}); got != 32 {
+		t.Fatalf("io_event: %d bytes, want 32", got)
 	}
 }
