@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -23,8 +24,8 @@ import (
 // same sync through AIO costs a few cheap system calls and a netpoller wake-up.
 //
 // Durability is the same: the completion is the kernel's fdatasync's result. Where AIO is not
-// available (io_setup refused: aio-max-nr reached, a seccomp filter), newFdsyncer returns nil
-// and the journal calls fdatasync itself.
+// available (io_setup refused: aio-max-nr reached, a seccomp filter), newFdsyncer says why
+// and the journal calls fdatasync itself (Open logs it once).
 type fdsyncer struct {
 	mu  sync.Mutex // one sync in flight: the context has room for one
 	ctx uintptr    // aio_context_t
@@ -62,23 +63,23 @@ const (
 	iocbFlagResfd = 1 << 0
 )
 
-// newFdsyncer returns an fdsyncer, or nil when this kernel or process cannot have one.
-func newFdsyncer() *fdsyncer {
+// newFdsyncer returns an fdsyncer, or why this kernel or process cannot have one.
+func newFdsyncer() (*fdsyncer, error) {
 	if !littleEndian64 {
-		return nil
+		return nil, errors.New("the iocb layout here is not this architecture's")
 	}
 	s := &fdsyncer{}
 	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&s.ctx)), 0); e != 0 {
-		return nil
+		return nil, fmt.Errorf("io_setup: %w", e)
 	}
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		unix.Syscall(unix.SYS_IO_DESTROY, s.ctx, 0, 0)
-		return nil
+		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	s.efd = efd
 	s.ev = os.NewFile(uintptr(efd), "journal-aio-eventfd")
-	return s
+	return s, nil
 }
 
 // littleEndian64: the iocb layout above is that of little-endian 64-bit architectures.

@@ -2,12 +2,15 @@
 
 package queue
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // fdsyncer is Linux's AIO fdatasync (fdsync_linux.go); elsewhere the journal syncs itself.
 type fdsyncer struct{}
 
-func newFdsyncer() *fdsyncer { return nil }
+func newFdsyncer() (*fdsyncer, error) { return nil, errors.New("AIO fdatasync is Linux's") }
 
 func (s *fdsyncer) fdatasync(*os.File) error { panic("queue: no AIO fdatasync here") }
 

@@ -83,8 +83,10 @@ type journal struct {
 	off   int64
 	// dirty marks a segment written since the syncer last synced it.
 	dirty [2]atomic.Bool
-	// fs, when not nil, makes the syncer's fdatasyncs through AIO (fdsync_linux.go).
-	fs *fdsyncer
+	// fs, when not nil, makes the syncer's fdatasyncs through AIO (fdsync_linux.go); else noAIO
+	// says why not.
+	fs    *fdsyncer
+	noAIO error
 
 	mu    sync.Mutex
 	moved *sync.Cond // signalled when cp advances or the checkpointer fails
@@ -124,7 +126,7 @@ func openJournal(dir string, segSize int64) (*journal, error) {
 		return nil, err
 	}
 	j.cp = cp
-	j.fs = newFdsyncer()
+	j.fs, j.noAIO = newFdsyncer()
 	return j, syncDir(j.dir)
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -550,6 +551,9 @@ func (q *Queue) openJournal() error {
 	jr, err := openJournal(q.o.Dir, q.o.segmentSize)
 	if err != nil {
 		return fmt.Errorf("queue: open journal: %w", err)
+	}
+	if jr.noAIO != nil && runtime.GOOS == "linux" {
+		q.log.Info("queue: the journal syncs with fdatasync, not through AIO", "reason", jr.noAIO)
 	}
 	// The records go through a writer like the committer's; q.jr is not set yet, so they are
 	// not journaled again.
