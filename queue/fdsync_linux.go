@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -24,8 +23,8 @@ import (
 // same sync through AIO costs a few cheap system calls and a netpoller wake-up.
 //
 // Durability is the same: the completion is the kernel's fdatasync's result. Where AIO is not
-// available (io_setup refused: aio-max-nr reached, a seccomp filter), newFdsyncer says why
-// and the journal calls fdatasync itself (Open logs it once).
+// available (io_setup refused: aio-max-nr reached, a seccomp filter), newFdsyncer says why (Open
+// logs it) and the journal keeps a nil *fdsyncer, whose fdatasync is the plain system call.
 type fdsyncer struct {
 	mu  sync.Mutex // one sync in flight: the context has room for one
 	ctx uintptr    // aio_context_t
@@ -35,8 +34,9 @@ type fdsyncer struct {
 	done atomic.Uint64
 }
 
-// aioIocb is struct iocb of <linux/aio_abi.h> (64 bytes, the layout of little-endian 64-bit
-// architectures, whose aio_key precedes aio_rw_flags).
+// aioIocb is struct iocb of <linux/aio_abi.h>: 64 bytes on every architecture, its fields at
+// their natural offsets. Only aio_key and aio_rw_flags swap places with the byte order, and both
+// are left zero here.
 type aioIocb struct {
 	_      uint64 // aio_data
 	_      uint32 // aio_key
@@ -65,9 +65,6 @@ const (
 
 // newFdsyncer returns an fdsyncer, or why this kernel or process cannot have one.
 func newFdsyncer() (*fdsyncer, error) {
-	if !littleEndian64 {
-		return nil, errors.New("the iocb layout here is not this architecture's")
-	}
 	s := &fdsyncer{}
 	if _, _, e := unix.Syscall(unix.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&s.ctx)), 0); e != 0 {
 		return nil, fmt.Errorf("io_setup: %w", e)
@@ -82,14 +79,11 @@ func newFdsyncer() (*fdsyncer, error) {
 	return s, nil
 }
 
-// littleEndian64: the iocb layout above is that of little-endian 64-bit architectures.
-var littleEndian64 = unsafe.Sizeof(uintptr(0)) == 8 && func() bool {
-	x := uint16(1)
-	return *(*byte)(unsafe.Pointer(&x)) == 1
-}()
-
-// fdatasync makes f's data durable, as unix.Fdatasync does.
+// fdatasync makes f's data durable, as unix.Fdatasync does (and is, on a nil *fdsyncer).
 func (s *fdsyncer) fdatasync(f *os.File) error {
+	if s == nil {
+		return unix.Fdatasync(int(f.Fd()))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cb := &aioIocb{opcode: iocbCmdFdsync, fildes: uint32(f.Fd()), flags: iocbFlagResfd, resfd: uint32(s.efd)}
@@ -123,8 +117,11 @@ func (s *fdsyncer) fdatasync(f *os.File) error {
 	}
 }
 
-// close releases the AIO context and the eventfd; no sync may be in flight.
+// close releases the AIO context and the eventfd; no sync may be in flight. Nil: nothing.
 func (s *fdsyncer) close() {
+	if s == nil {
+		return
+	}
 	s.ev.Close()
 	unix.Syscall(unix.SYS_IO_DESTROY, s.ctx, 0, 0)
 }

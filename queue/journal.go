@@ -17,7 +17,6 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
-	"golang.org/x/sys/unix"
 )
 
 // The journal is the queue's redo log. The committer appends every Badger transaction it is
@@ -83,10 +82,8 @@ type journal struct {
 	off   int64
 	// dirty marks a segment written since the syncer last synced it.
 	dirty [2]atomic.Bool
-	// fs, when not nil, makes the syncer's fdatasyncs through AIO (fdsync_linux.go); else noAIO
-	// says why not.
-	fs    *fdsyncer
-	noAIO error
+	// fs makes the syncer's fdatasyncs, through AIO where it is not nil (fdsync_linux.go).
+	fs *fdsyncer
 
 	mu    sync.Mutex
 	moved *sync.Cond // signalled when cp advances or the checkpointer fails
@@ -126,7 +123,6 @@ func openJournal(dir string, segSize int64) (*journal, error) {
 		return nil, err
 	}
 	j.cp = cp
-	j.fs, j.noAIO = newFdsyncer()
 	return j, syncDir(j.dir)
 }
 
@@ -136,10 +132,8 @@ func (j *journal) close() {
 			f.Close()
 		}
 	}
-	if j.fs != nil {
-		j.fs.close()
-		j.fs = nil
-	}
+	j.fs.close()
+	j.fs = nil
 }
 
 // readCheckpoint returns the recorded checkpoint epoch; 0 when there is none or it is unreadable
@@ -285,13 +279,7 @@ func (j *journal) sync() error {
 		if !j.dirty[i].Swap(false) {
 			continue
 		}
-		var err error
-		if j.fs != nil {
-			err = j.fs.fdatasync(f)
-		} else {
-			err = unix.Fdatasync(int(f.Fd()))
-		}
-		if err != nil {
+		if err := j.fs.fdatasync(f); err != nil {
 			j.dirty[i].Store(true)
 			return fmt.Errorf("journal: sync: %w", err)
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -552,8 +551,8 @@ func (q *Queue) openJournal() error {
 	if err != nil {
 		return fmt.Errorf("queue: open journal: %w", err)
 	}
-	if jr.noAIO != nil && runtime.GOOS == "linux" {
-		q.log.Info("queue: the journal syncs with fdatasync, not through AIO", "reason", jr.noAIO)
+	if jr.fs, err = newFdsyncer(); err != nil {
+		q.log.Info("queue: the journal syncs with fdatasync, not through AIO", "reason", err)
 	}
 	// The records go through a writer like the committer's; q.jr is not set yet, so they are
 	// not journaled again.
