@@ -148,14 +148,14 @@ func (c *conn) send(r *Request, buf []byte, connClose bool, snippet []byte) (Rep
 		c.close()
 		return Reply{}, err
 	}
-	if _, err := c.nc.Write(buf); err != nil {
+	if err := c.writeRequest(buf); err != nil {
 		c.close()
-		return Reply{}, noBytes{fmt.Errorf("h1: writing request: %w", err)}
+		return Reply{}, err
 	}
 	resp, f, err := readResponse(c.br, r.Method, c.t.headerLimit())
 	if err != nil {
 		c.close()
-		return Reply{}, err
+		return Reply{}, c.readErr(err)
 	}
 	if connClose {
 		f.close = true // asked for: the backend ends the connection after this

@@ -83,10 +83,19 @@ type conn struct {
 	t     *Transport
 	key   string
 	nc    net.Conn
+	w     *wire // what br reads; writes the requests (see wire)
 	br    *bufio.Reader
 	timer *time.Timer // idle timeout, armed while pooled
 	used  bool        // carried an exchange before: its peer may have closed it while idle
+	since time.Time   // when it was last put in the pool
 }
+
+// armedWithin is how long a connection may have been idle in the pool
+// and still have its next request written as its answer is awaited (see
+// wire). A peer that ended the connection while it was idle said so with
+// readiness that the armed wait forgets: after a longer idle time the
+// request is written and read as usual, and a read finds the end at once.
+const armedWithin = time.Second
 
 // RoundTrip sends req and reads the response head. The response body must
 // be closed; the connection goes back to the pool only if the body was
@@ -232,12 +241,12 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, buf []byte) (*ht
 		c.close()
 		return nil, err
 	}
-	if _, err := c.nc.Write(buf); err != nil {
-		return fail(noBytes{fmt.Errorf("h1: writing request: %w", err)})
+	if err := c.writeRequest(buf); err != nil {
+		return fail(err)
 	}
 	resp, f, err := readResponse(c.br, req.Method, c.t.headerLimit())
 	if err != nil {
-		return fail(err)
+		return fail(c.readErr(err))
 	}
 	resp.Request = req
 	if req.Close || httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
@@ -256,6 +265,25 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, buf []byte) (*ht
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// writeRequest writes buf, or arms it to be written as the answer is
+// awaited (see wire).
+func (c *conn) writeRequest(buf []byte) error {
+	arm := c.br.Buffered() == 0 && (!c.used || time.Since(c.since) < armedWithin)
+	if err := c.w.send(buf, arm); err != nil {
+		return noBytes{fmt.Errorf("h1: writing request: %w", err)}
+	}
+	return nil
+}
+
+// readErr is the error of an exchange whose answer could not be read:
+// the armed request's own write error when that failed.
+func (c *conn) readErr(err error) error {
+	if werr := c.w.writeErr(); werr != nil {
+		return noBytes{fmt.Errorf("h1: writing request: %w", werr)}
+	}
+	return err
+}
 
 func (c *conn) close() {
 	if c.timer != nil {
@@ -277,7 +305,8 @@ func (t *Transport) dial(ctx context.Context, key string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{t: t, key: key, nc: nc, br: bufio.NewReaderSize(nc, readBufferSize)}, nil
+	w := newWire(nc)
+	return &conn{t: t, key: key, nc: nc, w: w, br: bufio.NewReaderSize(w, readBufferSize)}, nil
 }
 
 // get takes the most recently used idle connection to key, if any.
@@ -302,7 +331,7 @@ func (t *Transport) get(key string) *conn {
 // put returns c to the pool, or closes it when the pool of its host is
 // full.
 func (t *Transport) put(c *conn) {
-	c.used = true
+	c.used, c.since = true, time.Now()
 	max := t.MaxIdlePerHost
 	if max <= 0 {
 		max = 2
