@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -131,6 +132,18 @@ func (c *limitedConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// errNoRawConn: the connection under a limitedConn is not a socket.
+var errNoRawConn = errors.New("relay: connection has no raw descriptor")
+
+// SyscallConn gives the socket's RawConn, so that the callback fast path
+// can write an answer as it awaits the next request (package armed).
+func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errNoRawConn
 }
 
 func clientIP(a net.Addr) string {

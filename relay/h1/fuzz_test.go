@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/edgerelay/edgerelay/relay/armed"
 )
 
 // FuzzReadResponse feeds arbitrary bytes to the response parser and reads
@@ -46,7 +48,7 @@ func FuzzReadResponse(f *testing.F) {
 		client, server := net.Pipe()
 		defer client.Close()
 		defer server.Close()
-		b := &body{c: &conn{t: &Transport{}, nc: client, w: newWire(client), br: br}, f: fr, ctx: context.Background()}
+		b := &body{c: &conn{t: &Transport{}, nc: client, ar: armed.NewReader(client), br: br}, f: fr, ctx: context.Background()}
 		n, _ := io.Copy(io.Discard, io.LimitReader(b, int64(len(data))+1))
 		switch fr.kind {
 		case noBody:

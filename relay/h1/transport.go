@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgerelay/edgerelay/relay/armed"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -83,18 +84,22 @@ type conn struct {
 	t     *Transport
 	key   string
 	nc    net.Conn
-	w     *wire // what br reads; writes the requests (see wire)
+	ar    *armed.Reader // what br reads: writes the requests it awaits the answers of
 	br    *bufio.Reader
-	timer *time.Timer // idle timeout, armed while pooled
-	used  bool        // carried an exchange before: its peer may have closed it while idle
-	since time.Time   // when it was last put in the pool
+	req   []byte       // the request ar writes (see writeRequest)
+	write func() error // c.writeReq, bound once
+	timer *time.Timer  // idle timeout, armed while pooled
+	used  bool         // carried an exchange before: its peer may have closed it while idle
+	since time.Time    // when it was last put in the pool
 }
 
 // armedWithin is how long a connection may have been idle in the pool
 // and still have its next request written as its answer is awaited (see
-// wire). A peer that ended the connection while it was idle said so with
-// readiness that the armed wait forgets: after a longer idle time the
-// request is written and read as usual, and a read finds the end at once.
+// package armed). A peer that ended the connection while it was idle said
+// so with readiness that the armed wait forgets: after a longer idle time
+// the request is written and read as usual, and a read finds the end at
+// once. (A peer that closes outright is noticed either way: the request
+// draws a reset, which wakes the wait.)
 const armedWithin = time.Second
 
 // RoundTrip sends req and reads the response head. The response body must
@@ -266,20 +271,34 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, buf []byte) (*ht
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-// writeRequest writes buf, or arms it to be written as the answer is
-// awaited (see wire).
+// writeRequest writes buf, or arms c.ar to write it as the answer is
+// awaited: when nothing of an earlier answer is left unread and the
+// connection was not idle long (see armedWithin).
 func (c *conn) writeRequest(buf []byte) error {
-	arm := c.br.Buffered() == 0 && (!c.used || time.Since(c.since) < armedWithin)
-	if err := c.w.send(buf, arm); err != nil {
+	if c.br.Buffered() == 0 && (!c.used || time.Since(c.since) < armedWithin) {
+		c.req = buf
+		if c.ar.Arm(c.write) {
+			return nil
+		}
+	}
+	if _, err := c.nc.Write(buf); err != nil {
 		return noBytes{fmt.Errorf("h1: writing request: %w", err)}
 	}
 	return nil
 }
 
+func (c *conn) writeReq() error {
+	buf := c.req
+	c.req = nil
+	_, err := c.nc.Write(buf)
+	return err
+}
+
 // readErr is the error of an exchange whose answer could not be read:
 // the armed request's own write error when that failed.
 func (c *conn) readErr(err error) error {
-	if werr := c.w.writeErr(); werr != nil {
+	c.req = nil
+	if werr := c.ar.WriteErr(); werr != nil {
 		return noBytes{fmt.Errorf("h1: writing request: %w", werr)}
 	}
 	return err
@@ -305,8 +324,14 @@ func (t *Transport) dial(ctx context.Context, key string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := newWire(nc)
-	return &conn{t: t, key: key, nc: nc, w: w, br: bufio.NewReaderSize(w, readBufferSize)}, nil
+	return newConn(t, key, nc), nil
+}
+
+func newConn(t *Transport, key string, nc net.Conn) *conn {
+	c := &conn{t: t, key: key, nc: nc, ar: armed.NewReader(nc)}
+	c.br = bufio.NewReaderSize(c.ar, readBufferSize)
+	c.write = c.writeReq
+	return c
 }
 
 // get takes the most recently used idle connection to key, if any.

@@ -28,10 +28,13 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgerelay/edgerelay/relay/armed"
 )
 
 // Server is the fast path of one listener. Set the fields before Serve;
@@ -191,9 +194,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		nc:     nc,
 		remote: nc.RemoteAddr().String(),
 		cancel: cancel,
-		br:     bufio.NewReaderSize(nc, readBufferSize),
+		ar:     armed.NewReader(nc),
 		bw:     bufio.NewWriterSize(nc, writeBufferSize),
 	}
+	c.br = bufio.NewReaderSize(c.ar, readBufferSize)
+	c.flush = c.flushIdle
 	c.base = (&http.Request{RemoteAddr: c.remote}).WithContext(ctx)
 	c.state.Store(stateActive)
 	s.conns[c] = struct{}{}
@@ -230,8 +235,11 @@ type conn struct {
 	remote string
 	cancel context.CancelFunc
 	base   *http.Request // carries ctx and RemoteAddr; copied for every request
+	ar     *armed.Reader // what br reads: writes the answers it awaits the next requests after
 	br     *bufio.Reader
 	bw     *bufio.Writer
+	flush  func() error // c.flushIdle, bound once
+	rest   int          // answers left to write unarmed (see awaitRequest)
 	state  atomic.Int32
 	body   body
 	resp   response
@@ -269,26 +277,102 @@ func (c *conn) serve() {
 // awaitRequest flushes what is written when no request is buffered, then
 // waits for the first byte of the next one; false when the connection is
 // to be closed.
+//
+// The answer is written by the read that awaits the next request (package
+// armed), which saves a read that would find nothing. That wait forgets a
+// request sent before the answer went out, by a client that sends ahead of
+// its answers (HTTP pipelining) into the moment the last one was being
+// served: it is bounded by armedWait, after which one read without
+// waiting finds such a request, and the next armedRest answers are written
+// as usual. (That read cannot tell such a request from one sent a moment
+// after the wait ran out, by a client slower than armedWait, hence a rest
+// rather than an end.)
 func (c *conn) awaitRequest() bool {
 	if c.br.Buffered() > 0 {
 		return true
-	}
-	if c.bw.Buffered() > 0 && c.bw.Flush() != nil {
-		return false
-	}
-	c.state.Store(stateIdle)
-	if c.s.shutting.Load() && c.state.CompareAndSwap(stateIdle, stateClosed) {
-		return false
 	}
 	idle := c.s.IdleTimeout
 	if idle == 0 {
 		idle = c.s.ReadTimeout
 	}
-	c.setReadDeadline(idle)
+	arm := false
+	if c.rest > 0 {
+		c.rest--
+	} else {
+		arm = c.bw.Buffered() > 0 && !c.s.shutting.Load() && c.ar.Arm(c.flush)
+	}
+	if arm {
+		wait := armedWait
+		if idle > 0 && idle < wait {
+			wait = idle
+		}
+		c.setReadDeadline(wait)
+		_, err := c.br.Peek(1)
+		if c.ar.WriteErr() != nil {
+			return false // the answer was not written, or the server is shutting down
+		}
+		if err == nil {
+			return c.state.CompareAndSwap(stateIdle, stateActive)
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || wait == idle {
+			return false
+		}
+		// The armed wait ran out: was a request there all along?
+		if idle > 0 {
+			idle -= wait
+		}
+		c.setReadDeadline(idle)
+		if c.ar.Once() {
+			_, err = c.br.Peek(1)
+			if err == nil {
+				c.rest = armedRest
+				return c.state.CompareAndSwap(stateIdle, stateActive)
+			}
+			if !errors.Is(err, armed.ErrWouldBlock) {
+				return false
+			}
+		}
+	} else {
+		if c.bw.Buffered() > 0 && c.bw.Flush() != nil {
+			return false
+		}
+		if !c.idle() {
+			return false
+		}
+		c.setReadDeadline(idle)
+	}
 	if _, err := c.br.Peek(1); err != nil {
 		return false
 	}
 	return c.state.CompareAndSwap(stateIdle, stateActive)
+}
+
+// armedWait bounds the armed wait of awaitRequest, and armedRest is how
+// many answers are written unarmed after a request was found there when
+// it ran out: a client that sends ahead of its answers has one request in
+// armedRest+1 wait at most armedWait.
+const (
+	armedWait = 20 * time.Millisecond
+	armedRest = 64
+)
+
+// idle marks the connection idle, so that Shutdown may close it; false
+// when the server is shutting down and it is closed now.
+func (c *conn) idle() bool {
+	c.state.Store(stateIdle)
+	return !(c.s.shutting.Load() && c.state.CompareAndSwap(stateIdle, stateClosed))
+}
+
+// flushIdle writes the buffered answers and marks the connection idle:
+// the armed write of awaitRequest.
+func (c *conn) flushIdle() error {
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	if !c.idle() {
+		return net.ErrClosed
+	}
+	return nil
 }
 
 func (c *conn) setReadDeadline(d time.Duration) {

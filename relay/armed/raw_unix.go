@@ -1,10 +1,10 @@
 //go:build unix
 
-package h1
+package armed
 
 import "syscall"
 
-// rawReads: wire reads the descriptor itself (see wire).
+// rawReads: Reader reads the descriptor itself.
 const rawReads = true
 
 // rawRead reads fd once; again reports that nothing was there yet.

@@ -1,0 +1,130 @@
+package h1server
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// onlyConn returns the one connection s serves.
+func onlyConn(t *testing.T, s *Server) *conn {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(s.conns))
+	}
+	for c := range s.conns {
+		return c
+	}
+	return nil
+}
+
+// readAnswer reads one answer with a Content-Length body.
+func readAnswer(t *testing.T, br *bufio.Reader) *http.Response {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// TestArmedAnswerSavesTheEmptyRead: on a kept-alive connection whose client
+// sends each request after the last answer, every answer is written by the
+// read that awaits the next request, and no read finds nothing first,
+// although the client takes a few milliseconds to send (a read right after
+// the answer would find nothing every time).
+func TestArmedAnswerSavesTheEmptyRead(t *testing.T) {
+	addr, s, _ := fastServer(t, http.HandlerFunc(echo), nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	const n = 20
+	for i := 0; i < n; i++ {
+		io.WriteString(c, post)
+		if resp := readAnswer(t, br); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %s", i, resp.Status)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	sc := onlyConn(t, s)
+	// The last answer's wait is still on: n answers written by the wire.
+	deadline := time.Now().Add(2 * time.Second)
+	writes, empty := sc.ar.Counts()
+	for writes < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		writes, empty = sc.ar.Counts()
+	}
+	if writes != n || empty != 0 {
+		t.Fatalf("%d of %d answers written armed, %d empty reads; want all and none", writes, n, empty)
+	}
+}
+
+// TestArmedPipelinedRequest: a request sent ahead of its answer while the
+// one before it is being served is answered within armedWait after that
+// one, not at the idle timeout; the next armedRest answers are written
+// unarmed.
+func TestArmedPipelinedRequest(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			time.Sleep(100 * time.Millisecond)
+		}
+		echo(w, r)
+	})
+	addr, s, _ := fastServer(t, h, func(s *Server) { s.IdleTimeout = 10 * time.Second })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	// One answer first, so that the server has armed once.
+	io.WriteString(c, post)
+	readAnswer(t, br)
+	io.WriteString(c, strings.Replace(post, "/cb", "/slow", 1))
+	<-entered
+	start := time.Now()
+	io.WriteString(c, post) // pipelined: sent while /slow is being served
+	for i := 0; i < 2; i++ {
+		if resp := readAnswer(t, br); resp.StatusCode != 200 {
+			t.Fatalf("answer %d: %s", i, resp.Status)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("both answers after %s: the pipelined request waited for more than the armed wait", d)
+	}
+	sc := onlyConn(t, s)
+	before, _ := sc.ar.Counts()
+	// The next armedRest answers are written as usual, then armed again.
+	for i := 0; i < armedRest; i++ { // the pipelined answer was the first
+		io.WriteString(c, post)
+		if resp := readAnswer(t, br); resp.StatusCode != 200 {
+			t.Fatalf("after: %s", resp.Status)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	after, _ := sc.ar.Counts()
+	for after == before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		after, _ = sc.ar.Counts()
+	}
+	// Of the armedRest+1 answers since, the last is armed, as may be the
+	// /slow one's answer before them (counted in before).
+	if after != before+1 {
+		t.Fatalf("%d answers written armed after the pipelined request, want 1 (the one after armedRest unarmed)", after-before)
+	}
+}
