@@ -18,7 +18,8 @@
 // Handlers see a regular *http.Request and http.ResponseWriter (response.go).
 // A response is buffered until the handler returns and sent with a
 // Content-Length; it is written to the socket when no further request is
-// already buffered (pipelined requests share one write).
+// already buffered (pipelined requests share one write), by the read that
+// awaits the next request (package armed; see conn.awaitRequest).
 package h1server
 
 import (
