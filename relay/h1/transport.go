@@ -281,6 +281,7 @@ func (c *conn) writeRequest(buf []byte) error {
 		if c.ar.Arm(c.write) {
 			return nil
 		}
+		c.req = nil
 	}
 	if _, err := c.nc.Write(buf); err != nil {
 		return noBytes{fmt.Errorf("h1: writing request: %w", err)}

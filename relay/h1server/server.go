@@ -312,6 +312,12 @@ func (c *conn) awaitRequest() bool {
 		if c.ar.WriteErr() != nil {
 			return false // the answer was not written, or the server is shutting down
 		}
+		if c.bw.Buffered() > 0 {
+			// The wait failed before it began (the connection closed): the
+			// answer goes out before the connection ends.
+			c.bw.Flush()
+			return false
+		}
 		if err == nil {
 			return c.state.CompareAndSwap(stateIdle, stateActive)
 		}
