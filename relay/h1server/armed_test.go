@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -127,4 +128,85 @@ func TestArmedPipelinedRequest(t *testing.T) {
 	if after != before+1 {
 		t.Fatalf("%d answers written armed after the pipelined request, want 1 (the one after armedRest unarmed)", after-before)
 	}
+}
+
+// TestArmedMixedClients: connections that wait for each answer, with or
+// without a pause, and connections that send ahead of their answers, at
+// once; every request is answered, in order, with its own body, and none
+// waits for the idle timeout.
+func TestArmedMixedClients(t *testing.T) {
+	addr, _, _ := fastServer(t, http.HandlerFunc(echo), func(s *Server) { s.IdleTimeout = 30 * time.Second })
+	const conns, requests = 12, 60
+	errs := make(chan error, conns)
+	start := time.Now()
+	for i := 0; i < conns; i++ {
+		go func(i int) {
+			errs <- mixedClient(addr, i, requests)
+		}(i)
+	}
+	for i := 0; i < conns; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	// 720 requests; a request sent ahead may wait armedWait, once in
+	// armedRest+1 per connection.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
+
+// mixedClient sends n requests on one connection; client i%3 == 0 waits
+// for each answer, 1 pauses a millisecond after each, 2 sends three at a
+// time with pauses between them (pipelining).
+func mixedClient(addr string, i, n int) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	req := func(k int) string {
+		body := fmt.Sprintf(`{"c":%d,"k":%d}`, i, k)
+		return fmt.Sprintf("POST /cb HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	check := func(k int) error {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return fmt.Errorf("client %d, request %d: %v", i, k, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !strings.Contains(string(b), fmt.Sprintf(`{\"c\":%d,\"k\":%d}`, i, k)) {
+			return fmt.Errorf("client %d, request %d: answer %q, %v", i, k, b, err)
+		}
+		return nil
+	}
+	for k := 0; k < n; {
+		switch i % 3 {
+		case 0, 1:
+			io.WriteString(c, req(k))
+			if err := check(k); err != nil {
+				return err
+			}
+			if i%3 == 1 {
+				time.Sleep(time.Millisecond)
+			}
+			k++
+		default:
+			m := min(3, n-k)
+			for j := 0; j < m; j++ {
+				io.WriteString(c, req(k+j))
+				time.Sleep(200 * time.Microsecond)
+			}
+			for j := 0; j < m; j++ {
+				if err := check(k + j); err != nil {
+					return err
+				}
+			}
+			k += m
+		}
+	}
+	return nil
 }
