@@ -2,11 +2,7 @@
 
 package queue
 
-import (
-	"os"
-
-	"golang.org/x/sys/unix"
-)
+import "os"
 
 // fdsyncer is Linux's AIO fdatasync (fdsync_linux.go); elsewhere the journal keeps a nil one,
 // whose fdatasync is the plain system call.
@@ -15,6 +11,7 @@ type fdsyncer struct{}
 // newFdsyncer: no AIO here, and nothing to report.
 func newFdsyncer() (*fdsyncer, error) { return nil, nil }
 
-func (s *fdsyncer) fdatasync(f *os.File) error { return unix.Fdatasync(int(f.Fd())) }
+// fdatasync is File.Sync here: fsync, or F_FULLFSYNC on macOS.
+func (s *fdsyncer) fdatasync(f *os.File) error { return f.Sync() }
 
 func (s *fdsyncer) close() {}

@@ -222,7 +222,7 @@ func allocateBallast(name string) error {
 	if err != nil {
 		return err
 	}
-	err = unix.Fallocate(int(f.Fd()), 0, 0, ballastSize)
+	err = allocate(f, ballastSize)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
