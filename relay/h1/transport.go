@@ -7,9 +7,10 @@
 // Start at Transport.RoundTrip. The request is encoded by writeRequest
 // (request.go) and written by conn.writeRequest, mostly from inside the
 // wait for its answer (package armed); the response head is read by
-// readResponse and its body framed by the readers in body.go. Requests it does not handle (other
-// schemes, bodies of unknown length, CONNECT, protocol upgrades) go to
-// Transport.Fallback, normally a net/http Transport.
+// readResponse and its body framed by the readers in body.go. Requests it
+// does not handle (other schemes, bodies of unknown length, CONNECT,
+// protocol upgrades) go to Transport.Fallback, normally a net/http
+// Transport.
 package h1
 
 import (

@@ -303,47 +303,11 @@ func (c *conn) awaitRequest() bool {
 		arm = c.bw.Buffered() > 0 && !c.s.shutting.Load() && c.ar.Arm(c.flush)
 	}
 	if arm {
-		wait := armedWait
-		if idle > 0 && idle < wait {
-			wait = idle
-		}
-		c.setReadDeadline(wait)
-		_, err := c.br.Peek(1)
-		if c.ar.WriteErr() != nil {
-			return false // the answer was not written, or the server is shutting down
-		}
-		if c.bw.Buffered() > 0 {
-			// The wait failed before it began (the connection closed): the
-			// answer goes out before the connection ends.
-			c.bw.Flush()
-			return false
-		}
-		if err == nil {
-			return c.state.CompareAndSwap(stateIdle, stateActive)
-		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) || wait == idle {
-			return false
-		}
-		// The armed wait ran out: was a request there all along?
-		if idle > 0 {
-			idle -= wait
-		}
-		c.setReadDeadline(idle)
-		if c.ar.Once() {
-			_, err = c.br.Peek(1)
-			if err == nil {
-				c.rest = armedRest
-				return c.state.CompareAndSwap(stateIdle, stateActive)
-			}
-			if !errors.Is(err, armed.ErrWouldBlock) {
-				return false
-			}
+		if done, ok := c.awaitArmed(idle); done {
+			return ok
 		}
 	} else {
-		if c.bw.Buffered() > 0 && c.bw.Flush() != nil {
-			return false
-		}
-		if !c.idle() {
+		if c.flushIdle() != nil {
 			return false
 		}
 		c.setReadDeadline(idle)
@@ -352,6 +316,50 @@ func (c *conn) awaitRequest() bool {
 		return false
 	}
 	return c.state.CompareAndSwap(stateIdle, stateActive)
+}
+
+// awaitArmed is awaitRequest's armed wait, c.ar armed with the answer.
+// done reports that it settled the wait (ok as awaitRequest's result);
+// otherwise nothing came within armedWait, and the read deadline is set
+// for the rest of idle.
+func (c *conn) awaitArmed(idle time.Duration) (done, ok bool) {
+	wait := armedWait
+	if idle > 0 && idle < wait {
+		wait = idle
+	}
+	c.setReadDeadline(wait)
+	_, err := c.br.Peek(1)
+	if c.ar.WriteErr() != nil {
+		return true, false // the answer was not written, or the server is shutting down
+	}
+	if c.bw.Buffered() > 0 {
+		// The wait failed before it began (the connection closed): the
+		// answer goes out before the connection ends.
+		c.bw.Flush()
+		return true, false
+	}
+	if err == nil {
+		return true, c.state.CompareAndSwap(stateIdle, stateActive)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) || wait == idle {
+		return true, false
+	}
+	// The armed wait ran out: was a request there all along?
+	if idle > 0 {
+		idle -= wait
+	}
+	c.setReadDeadline(idle)
+	if c.ar.Once() {
+		_, err = c.br.Peek(1)
+		if err == nil {
+			c.rest = armedRest
+			return true, c.state.CompareAndSwap(stateIdle, stateActive)
+		}
+		if !errors.Is(err, armed.ErrWouldBlock) {
+			return true, false
+		}
+	}
+	return false, false
 }
 
 // armedWait bounds the armed wait of awaitRequest, and armedRest is how
@@ -371,7 +379,7 @@ func (c *conn) idle() bool {
 }
 
 // flushIdle writes the buffered answers and marks the connection idle:
-// the armed write of awaitRequest.
+// awaitRequest's write, armed or not.
 func (c *conn) flushIdle() error {
 	if err := c.bw.Flush(); err != nil {
 		return err
