@@ -128,17 +128,26 @@ func exchange(t testing.TB, addr, raw string) []*answer {
 	var out []*answer
 	br := bufio.NewReader(c)
 	for {
-		resp, err := http.ReadResponse(br, nil)
+		a, err := readOne(br)
 		if err != nil {
 			return out
 		}
-		b, err := io.ReadAll(resp.Body)
-		a := &answer{status: resp.StatusCode, header: resp.Header, body: string(b), bodyOK: err == nil, close: resp.Close}
 		out = append(out, a)
-		if resp.Close {
+		if a.close {
 			return out
 		}
 	}
+}
+
+// readOne reads one response and its body from br.
+func readOne(br *bufio.Reader) (*answer, error) {
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return &answer{status: resp.StatusCode, header: resp.Header, body: string(b), bodyOK: err == nil, close: resp.Close}, nil
 }
 
 type answer struct {
