@@ -61,8 +61,11 @@ func (f fingerprint) String() string {
 }
 
 // vlogID returns the file id of a value-log file name ("000012.vlog" → 12).
-func vlogID(name string) (uint64, bool) {
-	num, ok := strings.CutSuffix(name, ".vlog")
+func vlogID(name string) (uint64, bool) { return fileID(name, ".vlog") }
+
+// fileID returns the number of a Badger file named NUMBER+suffix.
+func fileID(name, suffix string) (uint64, bool) {
+	num, ok := strings.CutSuffix(name, suffix)
 	if !ok {
 		return 0, false
 	}

@@ -10,14 +10,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mapping is one memory-mapped value-log file or table, as /proc/self/maps lists it.
+// mapping is one memory-mapped value-log file, table or memtable log, as /proc/self/maps lists
+// it.
 type mapping struct {
 	start, end uintptr
 	fid        uint64 // the file's number
-	table      bool   // a table (.sst), else a value-log file
+	table      bool   // a table (.sst)
+	mem        bool   // a memtable log (.mem); neither: a value-log file
 }
 
-// fileMappings lists the value-log files and tables of dir mapped into this process.
+// fileMappings lists the value-log files, tables and memtable logs of dir mapped into this
+// process.
 func fileMappings(dir string) ([]mapping, error) {
 	data, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
@@ -32,10 +35,14 @@ func fileMappings(dir string) ([]mapping, error) {
 		}
 		name := strings.TrimSpace(string(line[i+len(prefix):]))
 		num, ok := strings.CutSuffix(name, ".vlog")
-		table := false
+		table, mem := false, false
 		if !ok {
 			num, ok = strings.CutSuffix(name, ".sst")
-			table = true
+			table = ok
+		}
+		if !ok {
+			num, ok = strings.CutSuffix(name, ".mem")
+			mem = ok
 		}
 		if !ok || strings.ContainsRune(num, '/') {
 			continue // another file, or " (deleted)"
@@ -54,7 +61,7 @@ func fileMappings(dir string) ([]mapping, error) {
 		if err1 != nil || err2 != nil || e <= s {
 			continue
 		}
-		out = append(out, mapping{start: uintptr(s), end: uintptr(e), fid: fid, table: table})
+		out = append(out, mapping{start: uintptr(s), end: uintptr(e), fid: fid, table: table, mem: mem})
 	}
 	return out, nil
 }
@@ -91,7 +98,7 @@ func (q *Queue) pageOutSealedLogs() {
 	var newest uint64
 	vlogs := 0
 	for _, m := range maps {
-		if !m.table {
+		if !m.table && !m.mem {
 			newest = max(newest, m.fid)
 			vlogs++
 		}
@@ -109,7 +116,7 @@ func (q *Queue) pageOutSealedLogs() {
 				continue
 			}
 			q.tablesSeen[m.fid] = true
-		} else if vlogs < 2 || m.fid == newest {
+		} else if m.mem || vlogs < 2 || m.fid == newest {
 			continue
 		}
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_PAGEOUT)

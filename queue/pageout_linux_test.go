@@ -55,8 +55,9 @@ func residentKB(t *testing.T, dir, suffix string) map[uint64]int {
 }
 
 // TestPageOutSealedLogs: the pages of value-log files Badger has finished writing leave the
-// process's resident memory (the size loop does it within a tick), the file being written keeps
-// its pages, and every body is still read back intact from disk.
+// process's resident memory (the size loop does it within a tick), and every body is still read
+// back intact from disk. (The file being written is unmapped by writebackLoop, without leaving
+// the page cache: TestUnmapWriting.)
 func TestPageOutSealedLogs(t *testing.T) {
 	dir := t.TempDir()
 	q := openDisk(t, Options{Dir: dir, noOverlay: true, tweak: func(o *badger.Options) {
@@ -81,7 +82,7 @@ func TestPageOutSealedLogs(t *testing.T) {
 		for fid := range last {
 			newest = max(newest, fid)
 		}
-		if len(last) < 4 || last[newest] == 0 {
+		if len(last) < 4 {
 			return false
 		}
 		for fid, kb := range last {
