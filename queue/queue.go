@@ -137,6 +137,8 @@ type Options struct {
 	noOverlay bool
 	// noWriteback (tests) leaves the write-out of Badger's files to checkpoints (writebackLoop).
 	noWriteback bool
+	// noUnmap (benchmarks) keeps the writeback loop from unmapping the files Badger is writing.
+	noUnmap bool
 	// countGate (tests) holds the background count of the backlog until it is closed.
 	countGate chan struct{}
 	// checkedEvery (tests) replaces how often checkpoints rewrite the record of known good

@@ -114,7 +114,7 @@ func (q *Queue) unmapWriting(wr *writing) (map[string]bool, bool) {
 	for _, name := range newest {
 		seen[name] = true
 	}
-	if q.absDir == "" || len(newest) == 0 {
+	if q.absDir == "" || len(newest) == 0 || q.o.noUnmap {
 		return seen, true
 	}
 	if newest[0] != wr.vlog || mem != wr.mem {
