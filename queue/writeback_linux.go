@@ -83,14 +83,24 @@ type writing struct {
 // shared file mapping MADV_DONTNEED only drops the entries (a dirty entry's page is marked dirty
 // in the page cache), and the next access maps the same page again.
 //
-// It is not harmless on memory that is not one of these files, so all of it happens with
-// writeMu held: Badger creates, rotates and remaps its newest value-log file and memtable only
-// while writing, which it does only under writeMu, and never deletes or remaps them otherwise.
-// The mappings are read from /proc/self/maps again whenever the newest names change (reading it
+// It is not harmless on memory that is not one of these files, so the ranges are looked up and
+// unmapped with no Badger write possible: Badger creates, rotates and remaps its newest
+// value-log file and memtable only while writing, and never deletes or remaps them otherwise;
+// the queue writes to Badger only under writeMu (the committer, value-log GC, reclaiming space)
+// or under the journal's cpMu (a checkpoint moving the overlay into Badger). Both are held here,
+// writeMu first as everywhere; while a checkpoint runs, the tick unmaps nothing rather than hold
+// up the committer behind it (the checkpoint's own sync writes the pages out then). The
+// mappings are read from /proc/self/maps again whenever the newest names change (reading it
 // every time cost more than a tenth of what the unmapping saves).
 func (q *Queue) unmapWriting(wr *writing) (map[string]bool, bool) {
 	q.writeMu.Lock()
 	defer q.writeMu.Unlock()
+	unmap := q.absDir != "" && !q.o.noUnmap
+	if unmap && q.jr != nil {
+		if unmap = q.jr.cpMu.TryLock(); unmap {
+			defer q.jr.cpMu.Unlock()
+		}
+	}
 	ents, err := os.ReadDir(q.o.Dir)
 	if err != nil {
 		return nil, false
@@ -114,7 +124,7 @@ func (q *Queue) unmapWriting(wr *writing) (map[string]bool, bool) {
 	for _, name := range newest {
 		seen[name] = true
 	}
-	if q.absDir == "" || len(newest) == 0 || q.o.noUnmap {
+	if !unmap || len(newest) == 0 {
 		return seen, true
 	}
 	if newest[0] != wr.vlog || mem != wr.mem {
