@@ -69,7 +69,38 @@ func (q *Queue) writebackLoop() {
 // file and memtable log, by name, and their mappings as /proc/self/maps last listed them.
 type writing struct {
 	vlog, mem string
-	maps      []mapping
+	files     [2]writingFile // the value-log file, the memtable log
+}
+
+// writingFile is one file Badger is writing: its mappings, and its modification and change
+// times when it was last unmapped.
+type writingFile struct {
+	name  string
+	maps  []mapping
+	stamp [2]unix.Timespec
+}
+
+// unmap drops the file's mappings from the page tables unless the file has not been written
+// since the last time: a write through an unmapped page faults, and the fault updates the
+// file's times. (Unless it comes within the same clock tick as the last unmapping; the pages
+// then stay mapped one more tick, which costs only what unmapping saves.) Pass-through writes
+// nearly nothing to the value log (the overlay), and unmapping an unchanged range still cost a
+// TLB flush of both processors each tick.
+func (f *writingFile) unmap(dir string) {
+	if len(f.maps) == 0 {
+		return
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, f.name), &st); err == nil {
+		stamp := [2]unix.Timespec{st.Mtim, st.Ctim}
+		if stamp == f.stamp {
+			return
+		}
+		f.stamp = stamp
+	}
+	for _, m := range f.maps {
+		unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED)
+	}
 }
 
 // unmapWriting lists the files writebackLoop writes out (the two newest value-log files, since
@@ -134,15 +165,19 @@ func (q *Queue) unmapWriting(wr *writing) (map[string]bool, bool) {
 			return seen, true
 		}
 		*wr = writing{vlog: newest[0], mem: mem}
+		wr.files[0].name, wr.files[1].name = newest[0], mem
 		vlogFid, _ := vlogID(newest[0])
 		for _, m := range maps {
-			if (m.mem && mem != "" && m.fid == memFid) || (!m.mem && !m.table && m.fid == vlogFid) {
-				wr.maps = append(wr.maps, m)
+			switch {
+			case m.mem && mem != "" && m.fid == memFid:
+				wr.files[1].maps = append(wr.files[1].maps, m)
+			case !m.mem && !m.table && m.fid == vlogFid:
+				wr.files[0].maps = append(wr.files[0].maps, m)
 			}
 		}
 	}
-	for _, m := range wr.maps {
-		unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_DONTNEED)
+	for i := range wr.files {
+		wr.files[i].unmap(q.o.Dir)
 	}
 	return seen, true
 }
