@@ -66,14 +66,11 @@ func (q *Queue) writebackLoop() {
 }
 
 // writing is what writebackLoop knows of the files Badger is writing: the newest value-log
-// file and memtable log, by name, and their mappings as /proc/self/maps last listed them.
-type writing struct {
-	vlog, mem string
-	files     [2]writingFile // the value-log file, the memtable log
-}
+// file and memtable log.
+type writing [2]writingFile
 
-// writingFile is one file Badger is writing: its mappings, and its modification and change
-// times when it was last unmapped.
+// writingFile is one file Badger is writing: its name, its mappings as /proc/self/maps last
+// listed them, and its modification and change times when it was last unmapped.
 type writingFile struct {
 	name  string
 	maps  []mapping
@@ -158,26 +155,25 @@ func (q *Queue) unmapWriting(wr *writing) (map[string]bool, bool) {
 	if !unmap || len(newest) == 0 {
 		return seen, true
 	}
-	if newest[0] != wr.vlog || mem != wr.mem {
+	if newest[0] != wr[0].name || mem != wr[1].name {
 		maps, err := fileMappings(q.absDir)
 		if err != nil {
 			*wr = writing{}
 			return seen, true
 		}
-		*wr = writing{vlog: newest[0], mem: mem}
-		wr.files[0].name, wr.files[1].name = newest[0], mem
+		*wr = writing{{name: newest[0]}, {name: mem}}
 		vlogFid, _ := vlogID(newest[0])
 		for _, m := range maps {
 			switch {
 			case m.mem && mem != "" && m.fid == memFid:
-				wr.files[1].maps = append(wr.files[1].maps, m)
+				wr[1].maps = append(wr[1].maps, m)
 			case !m.mem && !m.table && m.fid == vlogFid:
-				wr.files[0].maps = append(wr.files[0].maps, m)
+				wr[0].maps = append(wr[0].maps, m)
 			}
 		}
 	}
-	for i := range wr.files {
-		wr.files[i].unmap(q.o.Dir)
+	for i := range wr {
+		wr[i].unmap(q.o.Dir)
 	}
 	return seen, true
 }

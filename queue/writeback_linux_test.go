@@ -159,32 +159,32 @@ func TestUnmapWriting(t *testing.T) {
 			}
 			time.Sleep(writebackEvery)
 		}
-		t.Logf("round %d: %s and %s: %d and %d kB resident before, %d and %d after", round, wr.vlog, wr.mem, vlogs[v], mems[m], after[v], afterMem[m])
+		t.Logf("round %d: %s and %s: %d and %d kB resident before, %d and %d after", round, wr[0].name, wr[1].name, vlogs[v], mems[m], after[v], afterMem[m])
 		if after[v] != 0 || afterMem[m] != 0 {
 			t.Fatalf("round %d: after unmapping, %d kB of value-log file %d and %d kB of memtable log %d still mapped", round, after[v], v, afterMem[m], m)
 		}
-		if fid, _ := vlogID(wr.vlog); fid != v || len(wr.files[0].maps) != 1 || len(wr.files[1].maps) != 1 {
-			t.Fatalf("round %d: unmapping %s with %d and %d mappings, want value-log file %d and the memtable log, one each", round, wr.vlog, len(wr.files[0].maps), len(wr.files[1].maps), v)
+		if fid, _ := vlogID(wr[0].name); fid != v || len(wr[0].maps) != 1 || len(wr[1].maps) != 1 {
+			t.Fatalf("round %d: unmapping %s with %d and %d mappings, want value-log file %d and the memtable log, one each", round, wr[0].name, len(wr[0].maps), len(wr[1].maps), v)
 		}
 		maps, err := fileMappings(q.absDir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range wr.files {
+		for _, f := range wr {
 			for _, w := range f.maps {
 				if !slices.Contains(maps, w) {
 					t.Fatalf("round %d: unmapping %+v, which /proc/self/maps does not list", round, w)
 				}
 			}
 		}
-		names = append(names, wr.vlog)
+		names = append(names, wr[0].name)
 	}
 	if names = slices.Compact(names); len(names) < 3 {
 		t.Fatalf("the value-log files unmapped were %v: Badger rotated too seldom to tell", names)
 	}
 	// Reading maps pages back without writing the file: the next tick leaves them mapped (no
 	// TLB flush for nothing), and a write makes it unmap again.
-	v, _ := vlogID(wr.vlog)
+	v, _ := vlogID(wr[0].name)
 	if _, _, err := q.Get(ids[len(ids)-1]); err != nil {
 		t.Fatal(err)
 	}
