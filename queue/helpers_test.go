@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -130,3 +131,18 @@ func sorted(in []string) []string {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// bodiesIntact reads every event of ids back and fails unless its body is bodies[i]; after says
+// what happened to the pages they were stored in.
+func bodiesIntact(t *testing.T, q *Queue, ids []string, bodies [][]byte, after string) {
+	t.Helper()
+	for i, id := range ids {
+		ev, _, err := q.Get(id)
+		if err != nil {
+			t.Fatalf("get %s: %v", id, err)
+		}
+		if !bytes.Equal(ev.Body, bodies[i]) {
+			t.Fatalf("event %s: body changed after its pages were %s", id, after)
+		}
+	}
+}

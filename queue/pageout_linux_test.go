@@ -23,29 +23,45 @@ func residentVlogKB(t *testing.T, dir string) map[uint64]int { return residentKB
 // named <number><suffix> mapped into this process, by file number.
 func residentKB(t *testing.T, dir, suffix string) map[uint64]int {
 	t.Helper()
+	return smapsKB(t, []string{"Rss:"}, func(_ uint64, path string) (uint64, bool) {
+		if filepath.Dir(path) != dir || !strings.HasSuffix(path, suffix) {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(path), suffix), 10, 32)
+		return n, err == nil
+	})
+}
+
+// smapsKB sums the given fields (kB) of the mappings /proc/self/smaps lists, by the key which
+// of returns for a mapping's start address and path; of's false leaves the mapping out.
+func smapsKB(t *testing.T, fields []string, of func(start uint64, path string) (uint64, bool)) map[uint64]int {
+	t.Helper()
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	out := map[uint64]int{}
-	fid, in := uint64(0), false
+	key, in := uint64(0), false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
-		if fields := strings.Fields(line); len(fields) > 0 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+		if head := strings.Fields(line); len(head) > 0 && strings.Contains(head[0], "-") && !strings.HasSuffix(head[0], ":") {
 			in = false
-			if len(fields) == 6 && filepath.Dir(fields[5]) == dir && strings.HasSuffix(fields[5], suffix) {
-				n, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(fields[5]), suffix), 10, 32)
-				if err == nil {
-					fid, in = n, true
-				}
+			lo, _, _ := strings.Cut(head[0], "-")
+			if start, err := strconv.ParseUint(lo, 16, 64); err == nil && len(head) == 6 {
+				key, in = of(start, head[5])
 			}
 			continue
 		}
-		if in && strings.HasPrefix(line, "Rss:") {
-			kb, _ := strconv.Atoi(strings.Fields(line)[1])
-			out[fid] += kb
+		if !in {
+			continue
+		}
+		for _, name := range fields {
+			if strings.HasPrefix(line, name) {
+				kb, _ := strconv.Atoi(strings.Fields(line)[1])
+				out[key] += kb
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -93,15 +109,7 @@ func TestPageOutSealedLogs(t *testing.T) {
 		return true
 	})
 	t.Logf("resident kB per value-log file: %v", last)
-	for i, id := range ids {
-		ev, _, err := q.Get(id)
-		if err != nil {
-			t.Fatalf("get %s: %v", id, err)
-		}
-		if !bytes.Equal(ev.Body, bodies[i]) {
-			t.Fatalf("event %s: body changed after its pages were reclaimed", id)
-		}
-	}
+	bodiesIntact(t, q, ids, bodies, "reclaimed")
 }
 
 // TestPageOutTables: the pages of the tables Badger writes leave the process's resident memory

@@ -1,14 +1,11 @@
 package queue
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -17,16 +14,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// touched takes the reads that map a file's pages in dirtyVlogKB, so the compiler keeps them.
+var touched byte
+
 // dirtyVlogKB returns how much of the value-log files of dir is dirty in the page cache (kB):
 // it maps each file read-only itself, touches every page, and sums Shared_Dirty and
 // Private_Dirty of its own mappings in /proc/self/smaps, which count a page dirty in the page
 // cache whoever wrote it. Badger's own mappings cannot tell: writebackLoop unmaps their pages.
-var touched byte
-
 func dirtyVlogKB(t *testing.T, dir string) int {
 	t.Helper()
 	names, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	mine := map[uintptr]bool{}
+	mine := map[uint64]bool{}
 	for _, name := range names {
 		f, err := os.Open(name)
 		if err != nil {
@@ -44,34 +42,13 @@ func dirtyVlogKB(t *testing.T, dir string) int {
 		}
 		defer unix.Munmap(b)
 		for i := 0; i < len(b); i += os.Getpagesize() {
-			touched += b[i] // a read the compiler keeps: it maps the page
+			touched += b[i]
 		}
-		mine[uintptr(unsafe.Pointer(&b[0]))] = true
+		mine[uint64(uintptr(unsafe.Pointer(&b[0])))] = true
 	}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	total, in := 0, false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if fields := strings.Fields(line); len(fields) > 0 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
-			lo, _, _ := strings.Cut(fields[0], "-")
-			start, err := strconv.ParseUint(lo, 16, 64)
-			in = err == nil && mine[uintptr(start)]
-			continue
-		}
-		if in && (strings.HasPrefix(line, "Shared_Dirty:") || strings.HasPrefix(line, "Private_Dirty:")) {
-			kb, _ := strconv.Atoi(strings.Fields(line)[1])
-			total += kb
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return total
+	return smapsKB(t, []string{"Shared_Dirty:", "Private_Dirty:"}, func(start uint64, _ string) (uint64, bool) {
+		return 0, mine[start]
+	})[0]
 }
 
 // TestWritebackBeforeCheckpoint: what Badger writes to its value log goes to the disk within a
@@ -205,20 +182,9 @@ func TestUnmapWriting(t *testing.T) {
 		}
 		time.Sleep(writebackEvery)
 	}
-	check := func(q *Queue) {
-		for i, id := range ids {
-			ev, _, err := q.Get(id)
-			if err != nil {
-				t.Fatalf("get %s: %v", id, err)
-			}
-			if !bytes.Equal(ev.Body, bodies[i]) {
-				t.Fatalf("event %s: body changed after its pages were unmapped", id)
-			}
-		}
-	}
-	check(q)
+	bodiesIntact(t, q, ids, bodies, "unmapped")
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
-	check(openDisk(t, o))
+	bodiesIntact(t, openDisk(t, o), ids, bodies, "unmapped, after a reopen")
 }
