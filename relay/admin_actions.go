@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay/logout"
 )
 
 // Dead-letter reads and actions shared by the JSON API and the console.
@@ -115,5 +116,5 @@ func (s *Server) audit(c Caller, action, backend string, ids []string, n int, er
 		attrs = append(attrs, "err", err.Error())
 		lvl = slog.LevelError
 	}
-	s.log.Log(s.ctx, lvl, "admin action", attrs...)
+	s.log.Log(logout.Now(s.ctx), lvl, "admin action", attrs...)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/edgerelay/edgerelay/relay/logout"
 	"github.com/edgerelay/edgerelay/relay/quarantine"
 )
 
@@ -153,7 +154,7 @@ func (s *Server) auditQuarantine(c Caller, action, channel string, ids []string,
 		attrs = append(attrs, "err", err.Error())
 		lvl = slog.LevelError
 	}
-	s.log.Log(s.ctx, lvl, "admin action", attrs...)
+	s.log.Log(logout.Now(s.ctx), lvl, "admin action", attrs...)
 }
 
 func (s *Server) apiQuarantineList(w http.ResponseWriter, r *http.Request) {

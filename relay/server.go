@@ -36,6 +36,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/relay/inject"
+	"github.com/edgerelay/edgerelay/relay/logout"
 	"github.com/edgerelay/edgerelay/relay/outbound"
 	"github.com/edgerelay/edgerelay/relay/quarantine"
 	relaytls "github.com/edgerelay/edgerelay/tls"
@@ -193,15 +194,17 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// NewLogger builds the process logger from the log block.
+// NewLogger builds the process logger from the log block. When w is a *logout.Writer (edgerelay
+// run's standard error), lines at warn and above flush it.
 func NewLogger(w io.Writer, lc LogConfig) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(lc.Level))
 	ho := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewJSONHandler(w, ho)
 	if lc.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, ho))
+		h = slog.NewTextHandler(w, ho)
 	}
-	return slog.New(slog.NewJSONHandler(w, ho))
+	return slog.New(logout.Wrap(h, w))
 }
 
 // Start serves every listener and the admin API and starts deliveries.

@@ -108,6 +108,11 @@ func TestSignalsReloadAndDrain(t *testing.T) {
 	if st, _ := send("wamid.sig-1", "secret-one"); st != 200 {
 		t.Fatalf("before reload: %d", st)
 	}
+	// Info lines are gathered (relay/logout) but reach the log within its delay, while the
+	// relay keeps running.
+	waitFor(t, 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), `"provider_event_id":"wamid.sig-1"`)
+	}, "the accepted callback's log line")
 	writeFile(t, cfgPath, opsConfig(addrs[0], addrs[1], "secret-two", srv.URL))
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "configuration reloaded") }, "reload log line")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/relay"
+	"github.com/edgerelay/edgerelay/relay/logout"
 )
 
 var runCommand = &command{name: "run", run: cmdRun, usage: `usage: edgerelay run [-config F] [-shutdown-grace D]   run the relay
@@ -32,7 +33,13 @@ func cmdRun(cmd *command, args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return 1
 	}
-	srv, err := relay.New(cfg, relay.Options{LogOutput: stderr, ShutdownGrace: *grace})
+	// The log lines gather in a buffer written a few times a second (relay/logout), not one
+	// write per line; everything in it is written before the command returns, and the
+	// messages below go through it so that they come after the lines before them.
+	logs := logout.New(stderr)
+	defer logs.Flush()
+	stderr = logs
+	srv, err := relay.New(cfg, relay.Options{LogOutput: logs, ShutdownGrace: *grace})
 	if err != nil {
 		fmt.Fprintf(stderr, "edgerelay: %v\n", err)
 		return 1
