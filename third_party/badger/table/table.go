@@ -244,19 +244,34 @@ func (b *Block) verifyCheckSum() error {
 
 func CreateTable(fname string, builder *Builder) (*Table, error) {
 	bd := builder.Done()
-	mf, err := z.OpenMmapFile(fname, os.O_CREATE|os.O_RDWR|os.O_EXCL, bd.Size)
-	if err == z.NewFile {
-		// Expected.
-	} else if err != nil {
+	// edgerelay: the table is written with write(2) and fsynced, then mapped, instead of being
+	// copied into a fresh shared mapping and msynced. Through a mapping, every page faults at
+	// its first write, and msync write-protects every page it writes out, with a TLB flush of
+	// every processor the process runs on for each page: on a paravirtualized 2-core machine
+	// that was 13% of the relay's CPU while it drained a backlog. Durability is the same: the
+	// file's data (and size) are on disk before the table is returned. See PATCHES.md.
+	f, err := os.OpenFile(fname, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0666)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("file already exists: %s", fname)
+		}
 		return nil, y.Wrapf(err, "while creating table: %s", fname)
-	} else {
-		return nil, fmt.Errorf("file already exists: %s", fname)
 	}
-
-	written := bd.Copy(mf.Data)
-	y.AssertTrue(written == len(mf.Data))
-	if err := z.Msync(mf.Data); err != nil {
-		return nil, y.Wrapf(err, "while calling msync on %s", fname)
+	buf := make([]byte, bd.Size)
+	written := bd.Copy(buf)
+	y.AssertTrue(written == len(buf))
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return nil, y.Wrapf(err, "while writing table: %s", fname)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, y.Wrapf(err, "while syncing table: %s", fname)
+	}
+	mf, err := z.OpenMmapFileUsing(f, 0, true)
+	if err != nil {
+		f.Close()
+		return nil, y.Wrapf(err, "while mapping table: %s", fname)
 	}
 	return OpenTable(mf, *builder.opts)
 }
