@@ -1,6 +1,9 @@
 /*
  * SPDX-FileCopyrightText: © 2017-2025 Istari Digital, Inc.
  * SPDX-License-Identifier: Apache-2.0
+ *
+ * Modified for edgerelay: CreateTable writes the table with write(2) and fsync instead of
+ * through a mapping (see ../PATCHES.md). The rest of this file is Badger v4.9.6's.
  */
 
 package table
