@@ -80,12 +80,11 @@ type writingFile struct {
 // unmap drops the file's mappings from the page tables unless the file has not been written
 // since the last time: a write through an unmapped page faults, and the fault updates the
 // file's modification time. (Unless it comes within the same clock tick as the last unmapping;
-// the pages then stay mapped one more tick, which costs only what unmapping saves.) Only the
-// modification time counts: the change time also moves with no write at all (seen 12–24 ms
-// after the last write, as the kernel writes the pages out), and unmapping then was a TLB
-// flush for nothing. Pass-through writes
-// nearly nothing to the value log (the overlay), and unmapping an unchanged range still cost a
-// TLB flush of both processors each tick.
+// the pages then stay mapped one more tick, which costs only what unmapping saves.) Pass-through
+// writes nearly nothing to the value log (the overlay), and unmapping an unchanged range still
+// cost a TLB flush of both processors each tick. Only the modification time counts: the change
+// time also moves with no write at all (seen 12–24 ms after the last write, as the kernel
+// writes the pages out), and unmapping then was a flush for nothing.
 func (f *writingFile) unmap(dir string) {
 	if len(f.maps) == 0 {
 		return

@@ -200,9 +200,11 @@ func NewLogger(w io.Writer, lc LogConfig) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(lc.Level))
 	ho := &slog.HandlerOptions{Level: lvl}
-	var h slog.Handler = slog.NewJSONHandler(w, ho)
+	var h slog.Handler
 	if lc.Format == "text" {
 		h = slog.NewTextHandler(w, ho)
+	} else {
+		h = slog.NewJSONHandler(w, ho)
 	}
 	return slog.New(logout.Wrap(h, w))
 }

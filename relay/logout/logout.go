@@ -65,9 +65,7 @@ func (b *Writer) Write(p []byte) (int, error) {
 		b.armed = true
 		b.timer.Reset(b.delay)
 	}
-	err := b.err
-	b.err = nil
-	return len(p), err
+	return len(p), b.takeErr()
 }
 
 // Flush writes out everything gathered so far.
@@ -75,6 +73,11 @@ func (b *Writer) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.flushLocked()
+	return b.takeErr()
+}
+
+// takeErr returns the last write error, once (with b.mu held).
+func (b *Writer) takeErr() error {
 	err := b.err
 	b.err = nil
 	return err
